@@ -1,0 +1,155 @@
+"""The `opentransformer` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import OpenTransformerError
+
+err = Console(stderr=True, highlight=False)
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default="default",
+                   help="'default' (SmolLM2-135M-Instruct), a .gguf file, or a model directory (default: %(default)s)")
+    p.add_argument("--threads", "-t", type=int, default=None, help="compute threads (default: physical cores)")
+    p.add_argument("--ctx", type=int, default=None, help="context size in tokens (default: the model's)")
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--max-tokens", "-n", type=int, default=256, help="most tokens to generate (default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=0.8, help="0 for greedy (default: %(default)s)")
+    g.add_argument("--top-k", type=int, default=40, help="0 disables (default: %(default)s)")
+    g.add_argument("--top-p", type=float, default=0.95, help="1 disables (default: %(default)s)")
+    g.add_argument("--min-p", type=float, default=0.05, help="0 disables (default: %(default)s)")
+    g.add_argument("--repeat-penalty", type=float, default=1.0, help="1 disables (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=None, help="same seed, same text (default: random)")
+    g.add_argument("--stop", action="append", default=None, help="stop string; repeat for several")
+    p.add_argument("--verbose", "-v", action="store_true", help="print prompt and generation speed")
+
+
+def _sampling_kwargs(a: argparse.Namespace) -> dict:
+    return dict(max_tokens=a.max_tokens, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, min_p=a.min_p,
+                repeat_penalty=a.repeat_penalty, seed=a.seed, stop=a.stop)
+
+
+def _load(a: argparse.Namespace):
+    from . import load_llm
+
+    with err.status(f"loading {a.model} …"):
+        return load_llm(a.model, threads=a.threads, n_ctx=a.ctx)
+
+
+def _stream(gen, verbose: bool) -> None:
+    for piece in gen:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    if verbose:
+        s = gen.stats
+        err.print(f"[dim]prompt {s.prompt_tokens} tokens ({s.cached_tokens} cached) at "
+                  f"{s.prefill_tokens_per_second:.1f} tok/s · generated {s.generated_tokens} tokens at "
+                  f"{s.decode_tokens_per_second:.1f} tok/s · finish: {s.finish_reason}[/dim]")
+
+
+def cmd_chat(a: argparse.Namespace) -> int:
+    llm = _load(a)
+    messages: list[dict] = [{"role": "system", "content": a.system}] if a.system else []
+    opts = _sampling_kwargs(a)
+    if a.prompt is not None:
+        messages.append({"role": "user", "content": a.prompt})
+        _stream(llm.chat(messages, stream=True, **opts), a.verbose)
+        return 0
+    err.print(f"[bold]{llm.config.name}[/bold] · {llm.isa} · type /reset to start over, /exit to quit")
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            break
+        if line.strip() in ("/exit", "/quit"):
+            break
+        if line.strip() == "/reset":
+            messages = messages[:1] if a.system else []
+            err.print("[dim]conversation cleared[/dim]")
+            continue
+        if not line.strip():
+            continue
+        messages.append({"role": "user", "content": line})
+        gen = llm.chat(messages, stream=True, **opts)
+        pieces = []
+        for piece in gen:
+            pieces.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        messages.append({"role": "assistant", "content": "".join(pieces)})
+        if a.verbose:
+            s = gen.stats
+            err.print(f"[dim]{s.prefill_tokens_per_second:.1f} tok/s prompt · "
+                      f"{s.decode_tokens_per_second:.1f} tok/s generation[/dim]")
+    return 0
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    llm = _load(a)
+    prompt = a.prompt if a.prompt is not None else sys.stdin.read()
+    if a.verbose:
+        err.print(f"[dim]prompt: {len(llm.tokenize(prompt))} tokens[/dim]")
+    sys.stdout.write(prompt if a.echo else "")
+    _stream(llm.generate(prompt, stream=True, **_sampling_kwargs(a)), a.verbose)
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from .llm.info import describe
+
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key, value in describe(a.model):
+        table.add_row(f"[bold]{key}[/bold]", value)
+    Console(highlight=False).print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opentransformer",
+                                     description="Run transformer models on the CPU from quantized files.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("chat", help="chat with a model (interactive, or one shot with --prompt)")
+    _add_model_options(p)
+    p.add_argument("--prompt", "-p", default=None, help="one message; print the reply and exit")
+    p.add_argument("--system", "-s", default=None, help="system message")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("generate", help="continue a raw prompt (no chat template)")
+    _add_model_options(p)
+    p.add_argument("--prompt", "-p", default=None, help="the prompt (default: read stdin)")
+    p.add_argument("--echo", action="store_true", help="print the prompt before the continuation")
+    _add_sampling_options(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("info", help="describe a model file: architecture, parameters, tensor types, tokenizer")
+    p.add_argument("model", nargs="?", default="default", help="'default', a .gguf file or a model directory")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OpenTransformerError as exc:
+        err.print("[bold red]error:[/bold red]", escape(str(exc)), soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err.print("[dim]interrupted[/dim]")
+        return 130

@@ -1,0 +1,1 @@
+"""Model file formats: GGUF and safetensors readers. They know files, not models."""

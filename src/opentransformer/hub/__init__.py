@@ -1,0 +1,1 @@
+"""Find models: the built-in default, local files and directories, downloaded repos."""

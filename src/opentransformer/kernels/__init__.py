@@ -1,0 +1,1 @@
+"""Native SIMD kernels behind one op set; `reference` holds the numpy truth for each op."""

@@ -1,0 +1,65 @@
+"""ctypes binding of the native kernel library (csrc/common/ot_kernels.h).
+
+ctypes releases the GIL for the duration of every call into a CDLL, so the
+kernels run in parallel with Python threads (the HTTP server relies on it).
+"""
+from __future__ import annotations
+
+import ctypes
+from ctypes import c_char_p, c_float, c_int, c_int64, c_size_t, c_void_p
+from pathlib import Path
+
+_LIB_NAMES = ("libotkernels.so", "libotkernels.dylib", "otkernels.dll")
+
+
+class KernelLibraryMissing(ImportError):
+    """The native library was not built next to this module."""
+
+
+def _find_library() -> Path:
+    here = Path(__file__).resolve().parent
+    for name in _LIB_NAMES:
+        candidate = here / name
+        if candidate.exists():
+            return candidate
+    raise KernelLibraryMissing(
+        f"the native kernel library is missing from {here}; "
+        "build it with `make build` (development tree) or reinstall the package"
+    )
+
+
+_SIGNATURES = {
+    "ot_isa": (c_char_p, []),
+    "ot_isa_available": (c_char_p, []),
+    "ot_set_isa": (c_int, [c_char_p]),
+    "ot_set_threads": (None, [c_int]),
+    "ot_threads": (c_int, []),
+    "ot_type_supported": (c_int, [c_int]),
+    "ot_block_size": (c_int64, [c_int]),
+    "ot_type_size": (c_size_t, [c_int]),
+    "ot_row_bytes": (c_size_t, [c_int, c_int64]),
+    "ot_dequantize": (None, [c_int, c_void_p, c_int64, c_int64, c_void_p]),
+    "ot_activation_type": (c_int, [c_int]),
+    "ot_quantize_activations": (None, [c_int, c_void_p, c_int64, c_int64, c_void_p]),
+    "ot_matmul_scratch_bytes": (c_size_t, [c_int, c_int64, c_int64]),
+    "ot_matmul": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_void_p]),
+    "ot_rmsnorm": (None, [c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
+    "ot_softmax": (None, [c_void_p, c_int64, c_int64]),
+    "ot_silu_mul": (None, [c_void_p, c_void_p, c_int64, c_void_p]),
+    "ot_add": (None, [c_void_p, c_void_p, c_int64, c_void_p]),
+    "ot_rope": (None, [c_void_p, c_void_p, c_int64, c_int64, c_int64, c_int64, c_void_p, c_float, c_int]),
+    "ot_attention": (None, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int64, c_int64, c_int64,
+                            c_int64, c_int64, c_float]),
+}
+
+
+def _load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(_find_library()))
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib
+
+
+lib = _load()

@@ -1,0 +1,118 @@
+/* The C ABI of the OPENtransformer kernel library.
+ *
+ * Every op is declared once here. dispatch.c owns a table of function
+ * pointers; the generic C implementation fills every slot and each ISA file
+ * (x86/avx2.c, x86/avx512.c, arm/neon.c) overrides the slots it accelerates.
+ * The Python binding (kernels/_ops.py) calls only the ot_* entry points.
+ *
+ * Conventions: row-major float32 activations; quantized weights in GGML
+ * block layout exactly as stored in a GGUF file (one row = n/blck blocks);
+ * sizes are int64_t; no function allocates memory per call unless noted.
+ */
+#ifndef OT_KERNELS_H
+#define OT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Tensor types, numbered as GGML numbers them so GGUF ids pass through. */
+enum ot_type {
+    OT_F32 = 0,
+    OT_F16 = 1,
+    OT_Q4_0 = 2,
+    OT_Q4_1 = 3,
+    OT_Q8_0 = 8,
+    OT_Q8_1 = 9,
+    OT_Q4_K = 12,
+    OT_Q6_K = 14,
+    OT_Q8_K = 15,
+    OT_BF16 = 30,
+};
+
+/* --- runtime configuration ------------------------------------------- */
+
+/* Name of the ISA whose kernels are active: "generic", "avx2", "avx512",
+ * "avx512vnni", "neon", "neon_dotprod", "neon_i8mm". */
+const char *ot_isa(void);
+/* Comma-separated list of the ISAs this CPU can run, best last. */
+const char *ot_isa_available(void);
+/* Select an ISA by name; returns 0, or -1 if unknown or unsupported here.
+ * At load the library honours OPENTRANSFORMER_ISA, else picks the best. */
+int ot_set_isa(const char *name);
+void ot_set_threads(int n);
+int ot_threads(void);
+
+/* --- block formats ------------------------------------------------------ */
+
+/* 1 if the type is one the matmul and dequantize ops accept. */
+int ot_type_supported(int type);
+/* Elements per block and bytes per block of a type. */
+int64_t ot_block_size(int type);
+size_t ot_type_size(int type);
+/* Bytes of one row of n elements (n must be a multiple of the block size). */
+size_t ot_row_bytes(int type, int64_t n);
+
+/* Expand nrows rows of n elements each to float32. */
+void ot_dequantize(int type, const void *src, int64_t nrows, int64_t n, float *dst);
+
+/* Quantize float32 activations to the 8-bit block type the weight type's
+ * dot product consumes (Q8_0 for Q4_0/Q8_0, Q8_1 for Q4_1, Q8_K for K-quants)
+ * -- the same rounding llama.cpp uses. Returns the activation type, or -1. */
+int ot_activation_type(int weight_type);
+void ot_quantize_activations(int act_type, const float *x, int64_t nrows, int64_t n, void *dst);
+
+/* --- matmul --------------------------------------------------------------- */
+
+/* Bytes of scratch ot_matmul needs for m activation rows of length k. */
+size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k);
+/* y[m][n] = x[m][k] . w[n][k]^T, w of the given type in GGML block layout.
+ * Quantized types quantize x into scratch first (integer dot products, as
+ * llama.cpp computes them); F32/F16/BF16 weights dot with float32 x.
+ * Returns 0, or -1 for an unsupported type or a k that is not a multiple of
+ * the block size. Multi-threaded over n. */
+int ot_matmul(int type, const void *w, int64_t n, int64_t k,
+              const float *x, int64_t m, float *y, void *scratch);
+
+/* --- elementwise and normalisation ---------------------------------------- */
+
+/* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, for rows of n. out may be x. */
+void ot_rmsnorm(const float *x, const float *w, int64_t rows, int64_t n, float eps, float *out);
+/* In-place row softmax over rows of n. */
+void ot_softmax(float *x, int64_t rows, int64_t n);
+/* out = silu(gate) * up, n elements. out may alias gate or up. */
+void ot_silu_mul(const float *gate, const float *up, int64_t n, float *out);
+/* out = a + b, n elements. out may alias a or b. */
+void ot_add(const float *a, const float *b, int64_t n, float *out);
+
+/* --- rotary position embedding -------------------------------------------- */
+
+/* Rotate the first rope_dim dims of each head of x[ntok][nhead][head_dim]
+ * in place, token t at position pos[t]: angle = pos * inv_freq[i] for pair i
+ * (inv_freq has rope_dim/2 entries and already carries any frequency
+ * scaling); cos and sin are multiplied by mscale. neox=0 rotates adjacent
+ * pairs (x[2i], x[2i+1]) as GGML's normal mode; neox=1 rotates
+ * (x[i], x[i + rope_dim/2]) as GGML's NeoX mode and HF's rotate_half. */
+void ot_rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, int64_t head_dim,
+             int64_t rope_dim, const float *inv_freq, float mscale, int neox);
+
+/* --- attention ------------------------------------------------------------ */
+
+/* Causal attention of ntok query tokens at positions pos0 .. pos0+ntok-1
+ * over a KV cache that already holds positions 0 .. pos0+ntok-1.
+ *   q   [ntok][n_head][head_dim]
+ *   k,v [n_kv_head][kv_stride][head_dim]  (kv_stride = cache capacity)
+ *   out [ntok][n_head][head_dim]
+ * Query head h reads KV head h / (n_head / n_kv_head). scores are scaled by
+ * scale before the softmax. Multi-threaded over (token, head). */
+void ot_attention(const float *q, const float *k, const float *v, float *out,
+                  int64_t ntok, int64_t n_head, int64_t n_kv_head, int64_t head_dim,
+                  int64_t kv_stride, int64_t pos0, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

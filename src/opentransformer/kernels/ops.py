@@ -1,0 +1,174 @@
+"""numpy-facing wrappers of the native kernels.
+
+Each wrapper checks dtype, contiguity and shape once and passes raw pointers;
+outputs are caller-provided so the model's run state is allocated once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._ops import lib
+
+F32 = np.float32
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _check(a: np.ndarray, name: str, dtype=F32) -> None:
+    if a.dtype != dtype or not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous {np.dtype(dtype).name} array, "
+                         f"got {a.dtype} (contiguous={a.flags.c_contiguous})")
+
+
+def isa() -> str:
+    return lib.ot_isa().decode()
+
+
+def available_isas() -> list[str]:
+    return lib.ot_isa_available().decode().split(",")
+
+
+def set_isa(name: str) -> None:
+    if lib.ot_set_isa(name.encode()) != 0:
+        raise ValueError(f"ISA {name!r} is not available on this CPU; available: {', '.join(available_isas())}")
+
+
+def set_threads(n: int) -> None:
+    lib.ot_set_threads(int(n))
+
+
+def threads() -> int:
+    return lib.ot_threads()
+
+
+def type_supported(ggml_type: int) -> bool:
+    return bool(lib.ot_type_supported(int(ggml_type)))
+
+
+def row_bytes(ggml_type: int, n: int) -> int:
+    return lib.ot_row_bytes(int(ggml_type), int(n))
+
+
+def dequantize(ggml_type: int, data: np.ndarray, nrows: int, n: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Rows of a block-format tensor (raw bytes, GGML layout) to float32 [nrows, n]."""
+    if data.nbytes < nrows * row_bytes(ggml_type, n):
+        raise ValueError(f"dequantize: {data.nbytes} bytes hold fewer than {nrows} rows of {n}")
+    if out is None:
+        out = np.empty((nrows, n), dtype=F32)
+    _check(out, "out")
+    lib.ot_dequantize(int(ggml_type), _ptr(data), nrows, n, _ptr(out))
+    return out
+
+
+def quantize_activations(weight_type: int, x: np.ndarray) -> tuple[int, np.ndarray]:
+    """x [m, k] float32 -> (activation type, raw blocks) as the matmul does it."""
+    _check(x, "x")
+    m, k = x.shape
+    act = lib.ot_activation_type(int(weight_type))
+    if act < 0:
+        raise ValueError(f"type {weight_type} has no 8-bit activation type")
+    out = np.empty(m * row_bytes(act, k), dtype=np.uint8)
+    lib.ot_quantize_activations(act, _ptr(x), m, k, _ptr(out))
+    return act, out
+
+
+class MatmulScratch:
+    """Grow-only scratch for activation quantization, reused across calls."""
+
+    def __init__(self, nbytes: int = 0):
+        self.buf = np.empty(max(nbytes, 64), dtype=np.uint8)
+
+    def reserve(self, ggml_type: int, m: int, k: int) -> int:
+        need = lib.ot_matmul_scratch_bytes(int(ggml_type), m, k)
+        if need > self.buf.nbytes:
+            self.buf = np.empty(need, dtype=np.uint8)
+        return _ptr(self.buf)
+
+
+def matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, out: np.ndarray | None = None,
+           scratch: MatmulScratch | None = None) -> np.ndarray:
+    """y[m, n] = x[m, k] @ W[n, k]^T with W in GGML block layout (raw bytes or float array)."""
+    _check(x, "x")
+    if x.ndim != 2 or x.shape[1] != k:
+        raise ValueError(f"matmul: x has shape {x.shape}, expected (m, {k})")
+    m = x.shape[0]
+    if w.nbytes < n * row_bytes(ggml_type, k):
+        raise ValueError(f"matmul: weight holds {w.nbytes} bytes, fewer than {n} rows of {k}")
+    if out is None:
+        out = np.empty((m, n), dtype=F32)
+    _check(out, "out")
+    if out.shape != (m, n):
+        raise ValueError(f"matmul: out has shape {out.shape}, expected {(m, n)}")
+    scratch = scratch or MatmulScratch()
+    sp = scratch.reserve(ggml_type, m, k)
+    if lib.ot_matmul(int(ggml_type), _ptr(w), n, k, _ptr(x), m, _ptr(out), sp) != 0:
+        raise ValueError(f"matmul: type {ggml_type} with k={k} is not supported")
+    return out
+
+
+def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float, out: np.ndarray | None = None) -> np.ndarray:
+    _check(x, "x")
+    _check(w, "w")
+    n = x.shape[-1]
+    rows = x.size // n
+    if out is None:
+        out = np.empty_like(x)
+    _check(out, "out")
+    lib.ot_rmsnorm(_ptr(x), _ptr(w), rows, n, eps, _ptr(out))
+    return out
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row softmax in place over the last axis."""
+    _check(x, "x")
+    n = x.shape[-1]
+    lib.ot_softmax(_ptr(x), x.size // n, n)
+    return x
+
+
+def silu_mul(gate: np.ndarray, up: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    _check(gate, "gate")
+    _check(up, "up")
+    if out is None:
+        out = np.empty_like(gate)
+    lib.ot_silu_mul(_ptr(gate), _ptr(up), gate.size, _ptr(out))
+    return out
+
+
+def add(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    _check(a, "a")
+    _check(b, "b")
+    if out is None:
+        out = np.empty_like(a)
+    lib.ot_add(_ptr(a), _ptr(b), a.size, _ptr(out))
+    return out
+
+
+def rope(x: np.ndarray, pos: np.ndarray, inv_freq: np.ndarray, rope_dim: int, mscale: float = 1.0,
+         neox: bool = False) -> np.ndarray:
+    """Rotate x [ntok, nhead, head_dim] in place; pos int32 [ntok]."""
+    _check(x, "x")
+    _check(pos, "pos", np.int32)
+    _check(inv_freq, "inv_freq")
+    ntok, nhead, head_dim = x.shape
+    lib.ot_rope(_ptr(x), _ptr(pos), ntok, nhead, head_dim, rope_dim, _ptr(inv_freq), mscale, int(neox))
+    return x
+
+
+def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos0: int, scale: float,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Causal GQA attention. q [ntok, n_head, hd]; caches [n_kv, capacity, hd]."""
+    _check(q, "q")
+    _check(k_cache, "k_cache")
+    _check(v_cache, "v_cache")
+    ntok, n_head, hd = q.shape
+    n_kv, capacity, _ = k_cache.shape
+    if pos0 + ntok > capacity:
+        raise ValueError(f"attention: positions up to {pos0 + ntok} exceed the cache capacity {capacity}")
+    if out is None:
+        out = np.empty_like(q)
+    _check(out, "out")
+    lib.ot_attention(_ptr(q), _ptr(k_cache), _ptr(v_cache), _ptr(out), ntok, n_head, n_kv, hd, capacity, pos0, scale)
+    return out

@@ -1,0 +1,1 @@
+"""Llama-family language models: config, graph, tokenizer, sampling, generation."""

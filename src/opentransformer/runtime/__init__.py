@@ -1,0 +1,1 @@
+"""Turn model files into weights the kernels can run."""
