@@ -2,6 +2,7 @@
 
 Public API:
     load_llm(ref="default", threads=None, n_ctx=None) -> LLM
+    load_classifier(ref, threads=None, weight_type="f32") -> ImageClassifier
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .errors import (ContextLengthError, InvalidRequestError, ModelFormatError, 
                      OpenTransformerError, UnsupportedModelError)
 
 __version__ = "0.1.0"
-__all__ = ["load_llm", "OpenTransformerError", "ModelNotFoundError", "ModelFormatError",
+__all__ = ["load_llm", "load_classifier", "OpenTransformerError", "ModelNotFoundError", "ModelFormatError",
            "UnsupportedModelError", "ContextLengthError", "InvalidRequestError", "__version__"]
 
 
@@ -27,3 +28,21 @@ def load_llm(ref: str = "default", threads: int | None = None, n_ctx: int | None
             raise InvalidRequestError("threads must be >= 1")
         ops.set_threads(threads)
     return LLM.from_gguf(require_gguf(resolve_model(ref)), n_ctx=n_ctx)
+
+
+def load_classifier(ref: str, threads: int | None = None, weight_type: str = "f32"):
+    """Load a ViT image classifier from a Hugging Face model directory (config.json,
+    model.safetensors, preprocessor_config.json). weight_type "q8_0" quantizes the
+    encoder's linear layers to 8 bits."""
+    from .hub.resolve import resolve_model
+    from .kernels import ops
+    from .settings import load_settings
+    from .vision.classifier import load_hf_classifier, require_hf_dir
+
+    threads = threads if threads is not None else load_settings().threads
+    if threads is not None:
+        if threads < 1:
+            raise InvalidRequestError("threads must be >= 1")
+        ops.set_threads(threads)
+    source = resolve_model(ref)
+    return load_hf_classifier(require_hf_dir(source.kind, source.path), weight_type=weight_type)

@@ -118,6 +118,66 @@ def cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(a: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    import numpy as np
+    from rich.progress import Progress
+
+    from . import load_classifier
+    from .errors import InvalidRequestError
+    from .vision.image_files import collect_images
+
+    if a.batch_size < 1:
+        raise InvalidRequestError("--batch-size must be >= 1")
+    if a.top_k < 1:
+        raise InvalidRequestError("--top-k must be >= 1")
+    files = collect_images(a.images)
+    with err.status(f"loading {a.model} …"):
+        clf = load_classifier(a.model, threads=a.threads, weight_type=a.weight_type)
+    out = Console(highlight=False)
+    csv_file = open(a.csv, "w", newline="", encoding="utf-8") if a.csv else None
+    writer = csv.writer(csv_file) if csv_file else None
+    if writer:
+        writer.writerow(["image", "rank", "label", "probability"])
+    classified = 0
+    try:
+        with Progress(console=err, transient=True, disable=not any(f.from_directory for f in files)) as progress:
+            task = progress.add_task("classifying", total=len(files))
+            for start in range(0, len(files), a.batch_size):
+                names, pixels = [], []
+                for f in files[start:start + a.batch_size]:
+                    try:
+                        pixels.append(clf.preprocess(f.path))
+                        names.append(str(f.path))
+                    except InvalidRequestError as exc:
+                        if not f.from_directory:
+                            raise
+                        progress.console.print(f"[yellow]warning:[/yellow] skipped {escape(str(exc))}")
+                    progress.advance(task)
+                if not pixels:
+                    continue
+                for name, preds in zip(names, clf.top_k(clf.logits(np.concatenate(pixels)), a.top_k)):
+                    classified += 1
+                    if a.json:
+                        print(json.dumps({"image": name, "predictions": [{"label": label, "probability": prob}
+                                                                          for label, prob in preds]}))
+                    else:
+                        out.print(f"[bold]{escape(name)}[/bold]")
+                        for label, prob in preds:
+                            out.print(f"  {prob:7.2%}  {escape(label)}")
+                    if writer:
+                        writer.writerows([name, rank, label, f"{prob:.6f}"]
+                                         for rank, (label, prob) in enumerate(preds, 1))
+    finally:
+        if csv_file:
+            csv_file.close()
+    if not classified:
+        raise InvalidRequestError("none of the images could be read")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opentransformer",
                                      description="Run transformer models on the CPU from quantized files.")
@@ -140,6 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="describe a model file: architecture, parameters, tensor types, tokenizer")
     p.add_argument("model", nargs="?", default="default", help="'default', a .gguf file or a model directory")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("classify", help="classify images with a ViT image classifier",
+                       description="Classify images with a Hugging Face ViTForImageClassification directory. "
+                                   "An image named on the command line that cannot be read is an error "
+                                   "(exit 1); in a directory argument, unreadable images are skipped with a "
+                                   "warning.")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="an image file, or a directory: every image file in it is classified")
+    p.add_argument("--model", "-m", required=True,
+                   help="model directory (config.json, model.safetensors, preprocessor_config.json)")
+    p.add_argument("--top-k", "-k", type=int, default=5, help="labels to show per image (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout (JSON Lines)")
+    p.add_argument("--batch-size", "-b", type=int, default=8, help="images per forward pass (default: %(default)s)")
+    p.add_argument("--csv", metavar="OUT", default=None, help="also write image,rank,label,probability rows to OUT")
+    p.add_argument("--weight-type", choices=["f32", "q8_0"], default="f32",
+                   help="linear-layer weights: float32, or 8-bit q8_0 (default: %(default)s)")
+    p.add_argument("--threads", "-t", type=int, default=None, help="compute threads (default: physical cores)")
+    p.set_defaults(func=cmd_classify)
     return parser
 
 

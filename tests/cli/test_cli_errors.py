@@ -25,9 +25,18 @@ def assert_clean_error(proc, *fragments):
         assert fragment in message, proc.stderr
 
 
+def byte_level_alphabet():
+    """GPT-2's byte-to-unicode mapping: the 256 single-byte tokens of a byte-level BPE."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
 def write_tiny_llama(path, arch="llama", q_type=gguf.GGMLQuantizationType.F32):
     """A complete two-layer llama GGUF with random F32 weights; attn_q of type q_type."""
-    dim, hidden, heads, vocab = 64, 128, 4, 256
+    dim, hidden, heads = 64, 128, 4
+    tokens = byte_level_alphabet() + ["ab"]
+    vocab = len(tokens)
     w = gguf.GGUFWriter(str(path), arch)
     w.add_block_count(2)
     w.add_context_length(128)
@@ -37,8 +46,8 @@ def write_tiny_llama(path, arch="llama", q_type=gguf.GGMLQuantizationType.F32):
     w.add_head_count_kv(heads)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_tokenizer_model("gpt2")
-    w.add_token_list([bytes([b]).decode("latin-1") for b in range(vocab)])
-    w.add_token_merges([])
+    w.add_token_list(tokens)
+    w.add_token_merges(["a b"])
     w.add_token_types([1] * vocab)
     rng = np.random.default_rng(0)
 

@@ -172,3 +172,100 @@ def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos0: int
     _check(out, "out")
     lib.ot_attention(_ptr(q), _ptr(k_cache), _ptr(v_cache), _ptr(out), ntok, n_head, n_kv, hd, capacity, pos0, scale)
     return out
+
+
+# --- vision ------------------------------------------------------------------
+
+ACT_NONE = 0
+ACT_GELU = 1
+GEMM_NR = 32
+
+
+def gemm_pack(w: np.ndarray) -> np.ndarray:
+    """Pack a float32 weight W [n, k] (as nn.Linear stores it) for gemm_f32."""
+    _check(w, "w")
+    n, k = w.shape
+    packed = np.empty(lib.ot_gemm_packed_floats(n, k), dtype=F32)
+    lib.ot_gemm_pack(_ptr(w), n, k, _ptr(packed))
+    return packed
+
+
+def gemm_f32(packed: np.ndarray, bias: np.ndarray | None, n: int, k: int, x: np.ndarray,
+             out: np.ndarray | None = None, act: int = ACT_NONE, accumulate: bool = False) -> np.ndarray:
+    """out[m, n] = act(x[m, k] @ W^T + bias), or out += that when accumulate; W packed by gemm_pack."""
+    _check(packed, "packed")
+    _check(x, "x")
+    if x.ndim != 2 or x.shape[1] != k:
+        raise ValueError(f"gemm_f32: x has shape {x.shape}, expected (m, {k})")
+    if packed.size != lib.ot_gemm_packed_floats(n, k):
+        raise ValueError(f"gemm_f32: packed weight holds {packed.size} floats, not a packed ({n}, {k}) matrix")
+    m = x.shape[0]
+    if out is None:
+        if accumulate:
+            raise ValueError("gemm_f32: accumulate needs out")
+        out = np.empty((m, n), dtype=F32)
+    _check(out, "out")
+    if out.shape != (m, n):
+        raise ValueError(f"gemm_f32: out has shape {out.shape}, expected {(m, n)}")
+    if bias is not None:
+        _check(bias, "bias")
+        if bias.shape != (n,):
+            raise ValueError(f"gemm_f32: bias has shape {bias.shape}, expected ({n},)")
+    lib.ot_gemm_f32(_ptr(packed), None if bias is None else _ptr(bias), n, k, _ptr(x), m, _ptr(out), int(act),
+                    int(accumulate))
+    return out
+
+
+def bias_act(x: np.ndarray, bias: np.ndarray | None, out: np.ndarray | None = None, act: int = ACT_NONE,
+             accumulate: bool = False) -> np.ndarray:
+    """out = act(x + bias) over rows of x [m, n], or out += that when accumulate."""
+    _check(x, "x")
+    m, n = x.shape
+    if out is None:
+        if accumulate:
+            raise ValueError("bias_act: accumulate needs out")
+        out = np.empty_like(x)
+    _check(out, "out")
+    if out.shape != x.shape:
+        raise ValueError(f"bias_act: out has shape {out.shape}, expected {x.shape}")
+    if bias is not None:
+        _check(bias, "bias")
+        if bias.shape != (n,):
+            raise ValueError(f"bias_act: bias has shape {bias.shape}, expected ({n},)")
+    lib.ot_bias_act(_ptr(x), None if bias is None else _ptr(bias), m, n, int(act), int(accumulate), _ptr(out))
+    return out
+
+
+def layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float, out: np.ndarray | None = None) -> np.ndarray:
+    """LayerNorm over the last axis (biased variance, as torch)."""
+    _check(x, "x")
+    _check(w, "w")
+    _check(b, "b")
+    n = x.shape[-1]
+    if w.shape != (n,) or b.shape != (n,):
+        raise ValueError(f"layernorm: weight {w.shape} and bias {b.shape} must both be ({n},)")
+    if out is None:
+        out = np.empty_like(x)
+    _check(out, "out")
+    if out.shape != x.shape:
+        raise ValueError(f"layernorm: out has shape {out.shape}, expected {x.shape}")
+    lib.ot_layernorm(_ptr(x), _ptr(w), _ptr(b), x.size // n, n, eps, _ptr(out))
+    return out
+
+
+def attention_full(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim: int, scale: float,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """Non-causal attention. qkv [batch*ntok, 3*n_head*head_dim] (q | k | v per token) ->
+    out [batch*ntok, n_head*head_dim]."""
+    _check(qkv, "qkv")
+    dim = n_head * head_dim
+    if qkv.size != batch * ntok * 3 * dim:
+        raise ValueError(f"attention_full: qkv holds {qkv.size} floats, expected {batch}*{ntok}*3*{dim}")
+    if out is None:
+        out = np.empty((batch * ntok, dim), dtype=F32)
+    _check(out, "out")
+    if out.size != batch * ntok * dim:
+        raise ValueError(f"attention_full: out holds {out.size} floats, expected {batch}*{ntok}*{dim}")
+    if lib.ot_attention_full(_ptr(qkv), batch, ntok, n_head, head_dim, scale, _ptr(out)) != 0:
+        raise MemoryError("attention_full: out of memory for its scratch")
+    return out

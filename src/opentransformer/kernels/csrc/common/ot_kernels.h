@@ -112,6 +112,43 @@ void ot_attention(const float *q, const float *k, const float *v, float *out,
                   int64_t ntok, int64_t n_head, int64_t n_kv_head, int64_t head_dim,
                   int64_t kv_stride, int64_t pos0, float scale);
 
+/* --- vision (ViT) ---------------------------------------------------------
+ *
+ * Dense float32 ops for the vision transformer. Weights of ot_gemm_f32 are
+ * packed once at load time into panels of OT_GEMM_NR output columns, each
+ * panel k rows of OT_GEMM_NR floats (k-major, zero-padded past n), so the
+ * microkernel reads one contiguous stream per panel. The packed layout is the
+ * same for every ISA. */
+
+#define OT_GEMM_NR 32
+
+enum ot_act { OT_ACT_NONE = 0, OT_ACT_GELU = 1 /* exact GELU, x/2 (1 + erf(x / sqrt 2)) */ };
+
+/* Floats in the packed form of an n x k weight. */
+size_t ot_gemm_packed_floats(int64_t n, int64_t k);
+/* Pack w[n][k] (row-major, as nn.Linear stores it) for ot_gemm_f32. */
+void ot_gemm_pack(const float *w, int64_t n, int64_t k, float *packed);
+/* y[m][n] = act(x[m][k] . W[n][k]^T + bias[n]) (+ y[m][n] if accumulate, for
+ * a residual added in place). bias may be NULL. Multi-threaded over tiles. */
+void ot_gemm_f32(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
+                 float *y, int act, int accumulate);
+/* The same epilogue on a computed product: y = act(x + bias) (+ y if
+ * accumulate), x and y [m][n]; y may be x when not accumulating. */
+void ot_bias_act(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y);
+/* out[r] = (x[r] - mean) / sqrt(var + eps) * w + b over rows of n (biased
+ * variance, as torch.nn.LayerNorm). out may be x. */
+void ot_layernorm(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps, float *out);
+/* Non-causal multi-head attention, every token attending to every token of
+ * its own image, softmax fused:
+ *   qkv [batch][ntok][3][n_head][head_dim]  (q, k, v of a token side by side,
+ *                                            as one fused QKV GEMM writes them)
+ *   out [batch][ntok][n_head][head_dim]
+ * scores are (q . k) * scale. Multi-threaded over (batch, head); allocates
+ * per-thread scratch of about (head_dim + 4) * ntok floats. Returns 0, or -1 when
+ * that allocation fails. */
+int ot_attention_full(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
+                      float scale, float *out);
+
 #ifdef __cplusplus
 }
 #endif

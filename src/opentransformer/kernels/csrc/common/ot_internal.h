@@ -1,0 +1,155 @@
+/* Private to the kernel library: GGML block layouts, half-precision
+ * conversion, and the table of kernels that dispatch.c swaps per ISA.
+ *
+ * Every ISA fills slots of one struct ot_kernels. The generic C code fills
+ * all of them; an ISA's ot_register_<isa> overrides the ones it accelerates,
+ * applied in order on top of the ISAs below it (generic < avx2 < avx512 <
+ * avx512vnni), so a slot left alone keeps the best lower implementation.
+ */
+#ifndef OT_INTERNAL_H
+#define OT_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "ot_kernels.h"
+
+/* --- block layouts (GGML's, byte for byte) --------------------------------- */
+
+#define QK 32   /* elements per Q4_0 / Q4_1 / Q8_0 / Q8_1 block */
+#define QK_K 256 /* elements per K-quant super-block */
+
+typedef struct { uint16_t d; uint8_t qs[QK / 2]; } block_q4_0;             /* (q - 8) * d */
+typedef struct { uint16_t d, m; uint8_t qs[QK / 2]; } block_q4_1;          /* q * d + m */
+typedef struct { uint16_t d; int8_t qs[QK]; } block_q8_0;                  /* q * d */
+typedef struct { uint16_t d, s; int8_t qs[QK]; } block_q8_1;               /* s = d * sum(q) */
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } block_q4_K;
+typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } block_q6_K;
+typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
+
+_Static_assert(sizeof(block_q4_0) == 18, "Q4_0 block");
+_Static_assert(sizeof(block_q4_1) == 20, "Q4_1 block");
+_Static_assert(sizeof(block_q8_0) == 34, "Q8_0 block");
+_Static_assert(sizeof(block_q8_1) == 36, "Q8_1 block");
+_Static_assert(sizeof(block_q4_K) == 144, "Q4_K block");
+_Static_assert(sizeof(block_q6_K) == 210, "Q6_K block");
+_Static_assert(sizeof(block_q8_K) == 292, "Q8_K block");
+
+/* Scale and min j (0..7) of a Q4_K super-block: six bits each, the low four
+ * pairs in the low bits of bytes 0..7, the high four split over bytes 8..11
+ * and the top bits of bytes 0..7. */
+static inline void ot_q4k_scale_min(const uint8_t *s, int j, uint8_t *sc, uint8_t *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *mn = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* --- half precision -------------------------------------------------------- */
+
+static inline uint32_t ot_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float ot_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static inline float ot_fp16_to_fp32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    const uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF;
+    if (exp == 0) { /* zero or subnormal: mant * 2^-24, exact in float */
+        const float v = (float)mant * 5.9604644775390625e-8f;
+        return ot_bits_f32(ot_f32_bits(v) | sign);
+    }
+    if (exp == 31)
+        return ot_bits_f32(sign | 0x7F800000u | (mant << 13));
+    return ot_bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+/* Round to nearest even, as numpy's float16 cast and GGML's FP32_TO_FP16. */
+static inline uint16_t ot_fp32_to_fp16(float f) {
+    uint32_t x = ot_f32_bits(f);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    x &= 0x7FFFFFFFu;
+    if (x >= 0x7F800000u) /* inf or nan */
+        return sign | (x > 0x7F800000u ? 0x7E00 : 0x7C00);
+    if (x >= 0x477FF000u) /* rounds past 65504 */
+        return sign | 0x7C00;
+    if (x < 0x38800000u) { /* below 2^-14: adding 0.5 aligns the ulp to 2^-24 */
+        const float v = ot_bits_f32(x) + 0.5f;
+        return sign | (uint16_t)(ot_f32_bits(v) - 0x3F000000u);
+    }
+    x += 0xFFF + ((x >> 13) & 1);
+    return sign | (uint16_t)((x - 0x38000000u) >> 13);
+}
+
+static inline float ot_bf16_to_fp32(uint16_t h) { return ot_bits_f32((uint32_t)h << 16); }
+
+/* --- the kernel table ------------------------------------------------------ */
+
+/* y[c * ldy + r] = w row r . x row c for r < nw, c < nx (both at most
+ * OT_TILE), rows of k elements: weight rows wstride bytes apart, activation
+ * rows (quantized, or float32 for float weights) xstride bytes apart. */
+typedef void (*ot_tile_fn)(int64_t k, const uint8_t *w, size_t wstride, int nw, const uint8_t *x, size_t xstride,
+                           int nx, float *y, int64_t ldy);
+typedef void (*ot_row_fn)(const void *src, float *dst, int64_t n);
+typedef void (*ot_quant_fn)(const float *src, void *dst, int64_t n);
+/* Causal attention of g query heads (g * head_dim floats, side by side)
+ * sharing one KV head, over nkeys keys of k, v ([nkeys][head_dim]). */
+typedef void (*ot_attn_fn)(const float *q, const float *k, const float *v, int64_t nkeys, int64_t head_dim,
+                           int64_t g, float scale, float *out);
+
+#define OT_TILE 4
+#define OT_NTYPES 31
+
+struct ot_kernels {
+    ot_tile_fn tile[OT_NTYPES];
+    ot_row_fn dequantize[OT_NTYPES];
+    ot_quant_fn quantize[OT_NTYPES];
+    ot_attn_fn attention;
+    void (*rmsnorm)(const float *x, const float *w, int64_t n, float eps, float *out);
+    void (*softmax)(float *x, int64_t n);
+    void (*silu_mul)(const float *gate, const float *up, int64_t n, float *out);
+    void (*add)(const float *a, const float *b, int64_t n, float *out);
+    void (*gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
+                     float *y, int act, int accumulate);
+    void (*bias_act)(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y);
+    void (*layernorm)(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps, float *out);
+    int (*attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
+                          float scale, float *out);
+};
+
+/* The active table and thread count (dispatch.c). */
+const struct ot_kernels *ot_active(void);
+int ot_nthreads(void);
+
+/* Elements of work below which an op stays on the calling thread: entering
+ * an OpenMP region costs about a microsecond even when it runs serially. */
+#define OT_PARALLEL_MIN 32768
+
+/* fn(ctx, begin, end) over [0, n) in contiguous ranges, one per thread, or
+ * all on the calling thread when work < OT_PARALLEL_MIN. */
+typedef void (*ot_range_fn)(void *ctx, int64_t begin, int64_t end);
+void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx);
+
+void ot_register_generic(struct ot_kernels *t);
+
+#define OT_PASTE_(a, b) a##_##b
+#define OT_PASTE(a, b) OT_PASTE_(a, b)
+
+/* The vision kernels of one ISA (ot_vision_impl.h), named by suffix. */
+#define OT_DECLARE_VISION(isa)                                                                                  \
+    void ot_vision_gemm_f32_##isa(const float *, const float *, int64_t, int64_t, const float *, int64_t,     \
+                                  float *, int, int);                                                         \
+    void ot_vision_bias_act_##isa(const float *, const float *, int64_t, int64_t, int, int, float *);         \
+    void ot_vision_layernorm_##isa(const float *, const float *, const float *, int64_t, int64_t, float,      \
+                                   float *);                                                                  \
+    int ot_vision_attention_full_##isa(const float *, int64_t, int64_t, int64_t, int64_t, float, float *);
+#define OT_SET_VISION(t, isa)                              \
+    do {                                                   \
+        (t)->gemm_f32 = ot_vision_gemm_f32_##isa;           \
+        (t)->bias_act = ot_vision_bias_act_##isa;           \
+        (t)->layernorm = ot_vision_layernorm_##isa;         \
+        (t)->attention_full = ot_vision_attention_full_##isa; \
+    } while (0)
+
+#endif

@@ -1,0 +1,385 @@
+/* Vision kernels, written once against GCC vector extensions and compiled
+ * once per ISA: generic/vision.c (SSE2 baseline, 4 lanes), x86/avx2_vision.c
+ * (8 lanes), x86/avx512_vision.c (16 lanes). The including file defines
+ *   OT_VW      floats per vector
+ *   OT_MR      rows of the GEMM microkernel (accumulators: OT_MR * 32 / OT_VW)
+ *   OT_ATT_QB  query rows per attention block
+ *   OT_ATT_JB  key vectors per attention block
+ *   OT_VFN(n)  the ISA-specific name of kernel n
+ * so the arithmetic is the same everywhere and only the register blocking
+ * changes. Products and sums contract to FMA where the ISA has it.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ot_kernels.h"
+
+typedef float vf __attribute__((vector_size(OT_VW * 4)));
+typedef int32_t vi __attribute__((vector_size(OT_VW * 4)));
+/* Same vector, 4-byte aligned: unaligned loads and stores. */
+typedef float vf_u __attribute__((vector_size(OT_VW * 4), aligned(4)));
+
+#define OT_NV (OT_GEMM_NR / OT_VW) /* vectors per packed panel row */
+#define OT_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+OT_ALWAYS_INLINE vf vload(const float *p) { return *(const vf_u *)p; }
+OT_ALWAYS_INLINE void vstore(float *p, vf v) { *(vf_u *)p = v; }
+OT_ALWAYS_INLINE vf vset1(float s) { return (vf){0} + s; }
+OT_ALWAYS_INLINE vf vsel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+OT_ALWAYS_INLINE vf vmin(vf a, vf b) { return vsel(a < b, a, b); }
+OT_ALWAYS_INLINE vf vmax(vf a, vf b) { return vsel(a > b, a, b); }
+
+/* All ones in the lanes below `cols`. */
+OT_ALWAYS_INLINE vi vlanes_below(int64_t cols) {
+    vi lane;
+    for (int i = 0; i < OT_VW; i++)
+        lane[i] = i;
+    return lane < (vi){0} + (int32_t)(cols < OT_VW ? cols : OT_VW);
+}
+
+/* The first `cols` lanes of p (cols <= OT_VW); the rest read as 0. */
+OT_ALWAYS_INLINE vf vload_part(const float *p, int64_t cols) {
+    if (cols >= OT_VW)
+        return vload(p);
+    vf v = {0};
+    memcpy(&v, p, (size_t)cols * sizeof(float));
+    return v;
+}
+
+OT_ALWAYS_INLINE void vstore_part(float *p, vf v, int64_t cols) {
+    if (cols >= OT_VW)
+        vstore(p, v);
+    else
+        memcpy(p, &v, (size_t)cols * sizeof(float));
+}
+
+OT_ALWAYS_INLINE float vsum(vf v) {
+    float s = 0.0f;
+    for (int i = 0; i < OT_VW; i++)
+        s += v[i];
+    return s;
+}
+
+OT_ALWAYS_INLINE float vhmax(vf v) {
+    float m = v[0];
+    for (int i = 1; i < OT_VW; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+/* exp(x) for x <= 0 (softmax arguments): Cody-Waite reduction by ln 2 and a
+ * degree-6 polynomial, within 2 ulp of expf; flushes to 0 below -87. */
+OT_ALWAYS_INLINE vf vexp_nonpos(vf x) {
+    const vf lo = vset1(-87.0f);
+    x = vmax(x, lo);
+    const vf shifter = vset1(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
+    vf n = (x * vset1(1.44269504088896341f) + shifter) - shifter;
+    vf r = x - n * vset1(0.693359375f);
+    r = r - n * vset1(-2.12194440e-4f);
+    vf p = vset1(1.9875691500e-4f);
+    p = p * r + vset1(1.3981999507e-3f);
+    p = p * r + vset1(8.3334519073e-3f);
+    p = p * r + vset1(4.1665795894e-2f);
+    p = p * r + vset1(1.6666665459e-1f);
+    p = p * r + vset1(5.0000001201e-1f);
+    p = p * (r * r) + r + vset1(1.0f);
+    vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+    return p * (vf)e;
+}
+
+/* erf(x): rational approximation on [-4, 4] (beyond, erf is +-1 in float),
+ * odd numerator of degree 13 over even denominator of degree 8. */
+OT_ALWAYS_INLINE vf verf(vf x) {
+    x = vmin(vmax(x, vset1(-4.0f)), vset1(4.0f));
+    vf x2 = x * x;
+    vf p = vset1(-2.72614225801306e-10f);
+    p = p * x2 + vset1(2.77068142495902e-08f);
+    p = p * x2 + vset1(-2.10102402082508e-06f);
+    p = p * x2 + vset1(-5.69250639462346e-05f);
+    p = p * x2 + vset1(-7.34990630326855e-04f);
+    p = p * x2 + vset1(-2.95459980854025e-03f);
+    p = p * x2 + vset1(-1.60960333262415e-02f);
+    p = p * x;
+    vf q = vset1(-1.45660718464996e-05f);
+    q = q * x2 + vset1(-2.13374055278905e-04f);
+    q = q * x2 + vset1(-1.68282697438203e-03f);
+    q = q * x2 + vset1(-7.37332916720468e-03f);
+    q = q * x2 + vset1(-1.42647390514189e-02f);
+    return p / q;
+}
+
+/* Exact (erf) GELU: x/2 * (1 + erf(x/sqrt 2)), as torch's default GELU. */
+OT_ALWAYS_INLINE vf vgelu(vf x) {
+    return x * vset1(0.5f) * (vset1(1.0f) + verf(x * vset1(0.70710678118654752f)));
+}
+
+/* y = act(acc + bias) (+ y when accumulating), for the first `cols` lanes. */
+OT_ALWAYS_INLINE void epilogue(vf acc, const float *bias, int64_t cols, int act, int accumulate, float *y) {
+    if (bias)
+        acc += vload_part(bias, cols);
+    if (act == OT_ACT_GELU)
+        acc = vgelu(acc);
+    if (accumulate)
+        acc += vload_part(y, cols);
+    vstore_part(y, acc, cols);
+}
+
+/* --- GEMM ---------------------------------------------------------------- */
+
+/* One tile: `rows` rows of x times one packed panel (k x OT_GEMM_NR), written
+ * to the first `cols` columns of y. Inlined with a constant `rows`, so the
+ * accumulators live in registers. */
+OT_ALWAYS_INLINE void gemm_tile(int rows, const float *x, int64_t k, const float *panel, const float *bias,
+                                int64_t cols, int act, int accumulate, float *y, int64_t ldy) {
+    vf acc[OT_MR][OT_NV];
+#pragma GCC unroll 32
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < OT_NV; v++)
+            acc[r][v] = (vf){0};
+    for (int64_t p = 0; p < k; p++) {
+        vf b[OT_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < OT_NV; v++)
+            b[v] = vload(panel + p * OT_GEMM_NR + v * OT_VW);
+#pragma GCC unroll 32
+        for (int r = 0; r < rows; r++) {
+            vf a = vset1(x[r * k + p]);
+#pragma GCC unroll 8
+            for (int v = 0; v < OT_NV; v++)
+                acc[r][v] += a * b[v];
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < OT_NV && v * OT_VW < cols; v++)
+            epilogue(acc[r][v], bias ? bias + v * OT_VW : NULL, cols - v * OT_VW, act, accumulate,
+                     y + r * ldy + v * OT_VW);
+}
+
+/* The m % OT_MR rows left over, each count with its own unrolled tile. */
+static void gemm_tail(int rows, const float *x, int64_t k, const float *panel, const float *bias, int64_t cols,
+                      int act, int accumulate, float *y, int64_t ldy) {
+    switch (rows) {
+#define OT_TAIL_CASE(r)                                                                                           \
+    case r:                                                                                                       \
+        if (r < OT_MR)                                                                                            \
+            gemm_tile(r, x, k, panel, bias, cols, act, accumulate, y, ldy);                                       \
+        break;
+        OT_TAIL_CASE(1) OT_TAIL_CASE(2) OT_TAIL_CASE(3) OT_TAIL_CASE(4) OT_TAIL_CASE(5) OT_TAIL_CASE(6)
+        OT_TAIL_CASE(7) OT_TAIL_CASE(8) OT_TAIL_CASE(9) OT_TAIL_CASE(10) OT_TAIL_CASE(11) OT_TAIL_CASE(12)
+        OT_TAIL_CASE(13) OT_TAIL_CASE(14) OT_TAIL_CASE(15)
+#undef OT_TAIL_CASE
+    }
+}
+
+_Static_assert(OT_MR <= 16, "gemm_tail covers tails of up to 15 rows");
+
+void OT_VFN(gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
+                      float *y, int act, int accumulate) {
+    const int64_t npanel = (n + OT_GEMM_NR - 1) / OT_GEMM_NR;
+    const int64_t mtiles = (m + OT_MR - 1) / OT_MR;
+    /* Panel-major order: consecutive tiles of a thread share one panel of W,
+     * which stays in L2 while the rows of x stream past it. */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t pn = 0; pn < npanel; pn++) {
+        for (int64_t t = 0; t < mtiles; t++) {
+            const int64_t i = t * OT_MR, j = pn * OT_GEMM_NR;
+            const int64_t rows = m - i < OT_MR ? m - i : OT_MR;
+            const int64_t cols = n - j < OT_GEMM_NR ? n - j : OT_GEMM_NR;
+            const float *panel = packed + pn * k * OT_GEMM_NR;
+            const float *b = bias ? bias + j : NULL;
+            if (rows == OT_MR)
+                gemm_tile(OT_MR, x + i * k, k, panel, b, cols, act, accumulate, y + i * n + j, n);
+            else
+                gemm_tail((int)rows, x + i * k, k, panel, b, cols, act, accumulate, y + i * n + j, n);
+        }
+    }
+}
+
+void OT_VFN(bias_act)(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j += OT_VW)
+            epilogue(vload_part(x + i * n + j, n - j), bias ? bias + j : NULL, n - j, act, accumulate, y + i * n + j);
+}
+
+/* --- LayerNorm ------------------------------------------------------------ */
+
+void OT_VFN(layernorm)(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps,
+                       float *out) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        float *o = out + r * n;
+        vf s = {0};
+        for (int64_t j = 0; j < n; j += OT_VW)
+            s += vload_part(xr + j, n - j);
+        const float mean = vsum(s) / (float)n;
+        /* Two passes: the variance of centred values does not cancel. */
+        const vf vm = vset1(mean);
+        vf ss = {0};
+        for (int64_t j = 0; j < n; j += OT_VW) {
+            const vf d = vsel(vlanes_below(n - j), vload_part(xr + j, n - j) - vm, (vf){0});
+            ss += d * d;
+        }
+        const float var = vsum(ss) / (float)n;
+        const float rstd = 1.0f / sqrtf(var + eps);
+        const vf vr = vset1(rstd);
+        for (int64_t j = 0; j < n; j += OT_VW) {
+            const int64_t cols = n - j;
+            vf v = (vload_part(xr + j, cols) - vm) * vr * vload_part(w + j, cols) + vload_part(b + j, cols);
+            vstore_part(o + j, v, cols);
+        }
+    }
+}
+
+/* --- attention over all tokens -------------------------------------------- */
+
+#define OT_ATT_KB (OT_ATT_JB * OT_VW) /* keys per score block */
+
+/* s[r][j0 .. j0+OT_ATT_KB) = q_r . k_j for OT_ATT_QB query rows, from the
+ * transposed keys kt[head_dim][tpad]: no horizontal sums. */
+OT_ALWAYS_INLINE void score_block(const float *const *q, const float *kt, int64_t head_dim, int64_t tpad,
+                                  int64_t j0, float *s) {
+    vf acc[OT_ATT_QB][OT_ATT_JB];
+#pragma GCC unroll 8
+    for (int r = 0; r < OT_ATT_QB; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < OT_ATT_JB; c++)
+            acc[r][c] = (vf){0};
+    for (int64_t d = 0; d < head_dim; d++) {
+        vf k[OT_ATT_JB];
+#pragma GCC unroll 8
+        for (int c = 0; c < OT_ATT_JB; c++)
+            k[c] = vload(kt + d * tpad + j0 + c * OT_VW);
+#pragma GCC unroll 8
+        for (int r = 0; r < OT_ATT_QB; r++) {
+            const vf a = vset1(q[r][d]);
+#pragma GCC unroll 8
+            for (int c = 0; c < OT_ATT_JB; c++)
+                acc[r][c] += a * k[c];
+        }
+    }
+    for (int r = 0; r < OT_ATT_QB; r++)
+        for (int c = 0; c < OT_ATT_JB; c++)
+            vstore(s + r * tpad + j0 + c * OT_VW, acc[r][c]);
+}
+
+/* row[0 .. ntok) <- softmax(row * scale), as torch: scale, subtract the max,
+ * exponentiate, divide by the sum. row holds whole vectors past ntok. */
+OT_ALWAYS_INLINE void softmax_scaled(float *row, int64_t ntok, float scale) {
+    const vf vs = vset1(scale);
+    vf mx = vset1(-INFINITY);
+    for (int64_t j = 0; j < ntok; j += OT_VW)
+        mx = vmax(mx, vsel(vlanes_below(ntok - j), vload(row + j) * vs, vset1(-INFINITY)));
+    const vf vm = vset1(vhmax(mx));
+    vf sum = {0};
+    for (int64_t j = 0; j < ntok; j += OT_VW) {
+        const vf e = vsel(vlanes_below(ntok - j), vexp_nonpos(vload(row + j) * vs - vm), (vf){0});
+        vstore(row + j, e);
+        sum += e;
+    }
+    const vf inv = vset1(1.0f / vsum(sum));
+    for (int64_t j = 0; j < ntok; j += OT_VW)
+        vstore(row + j, vload(row + j) * inv);
+}
+
+/* out_r[c0 .. c0 + hv vectors) = sum_j p[r][j] v_j for OT_ATT_QB rows; the
+ * last vector holds last_cols values. Null output rows are padding. */
+OT_ALWAYS_INLINE void pv_block(int hv, int64_t last_cols, const float *p, int64_t tpad, const float *v, int64_t ld,
+                               int64_t ntok, float *const *out) {
+    vf acc[OT_ATT_QB][OT_ATT_HV];
+#pragma GCC unroll 8
+    for (int r = 0; r < OT_ATT_QB; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < hv; c++)
+            acc[r][c] = (vf){0};
+    for (int64_t j = 0; j < ntok; j++) {
+        vf x[OT_ATT_HV] = {{0}};
+#pragma GCC unroll 8
+        for (int c = 0; c < hv; c++)
+            x[c] = vload_part(v + j * ld + c * OT_VW, c == hv - 1 ? last_cols : OT_VW);
+#pragma GCC unroll 8
+        for (int r = 0; r < OT_ATT_QB; r++) {
+            const vf a = vset1(p[r * tpad + j]);
+#pragma GCC unroll 8
+            for (int c = 0; c < hv; c++)
+                acc[r][c] += a * x[c];
+        }
+    }
+    for (int r = 0; r < OT_ATT_QB; r++)
+        if (out[r])
+            for (int c = 0; c < hv; c++)
+                vstore_part(out[r] + c * OT_VW, acc[r][c], c == hv - 1 ? last_cols : OT_VW);
+}
+
+/* Attention of one (batch, head) pair; kt and s are this thread's scratch. */
+static void attend_head(const float *q0, const float *k0, const float *v0, int64_t ld, int64_t ntok,
+                        int64_t head_dim, float scale, const float *zero_row, float *kt, int64_t tpad, float *s,
+                        float *out0, int64_t ldo) {
+    for (int64_t j = 0; j < ntok; j++)
+        for (int64_t d = 0; d < head_dim; d++)
+            kt[d * tpad + j] = k0[j * ld + d];
+    for (int64_t i0 = 0; i0 < ntok; i0 += OT_ATT_QB) {
+        const float *q[OT_ATT_QB];
+        float *o[OT_ATT_QB];
+        for (int r = 0; r < OT_ATT_QB; r++) {
+            const int valid = i0 + r < ntok;
+            q[r] = valid ? q0 + (i0 + r) * ld : zero_row;
+            o[r] = valid ? out0 + (i0 + r) * ldo : NULL;
+        }
+        for (int64_t j0 = 0; j0 < tpad; j0 += OT_ATT_KB)
+            score_block(q, kt, head_dim, tpad, j0, s);
+        for (int r = 0; r < OT_ATT_QB && i0 + r < ntok; r++)
+            softmax_scaled(s + r * tpad, ntok, scale);
+        /* Whole chunks of OT_ATT_HV vectors unrolled, then the rest. */
+        const int64_t chunk = OT_ATT_HV * OT_VW;
+        int64_t c0 = 0;
+        for (; c0 + chunk <= head_dim; c0 += chunk) {
+            float *oc[OT_ATT_QB];
+            for (int r = 0; r < OT_ATT_QB; r++)
+                oc[r] = o[r] ? o[r] + c0 : NULL;
+            pv_block(OT_ATT_HV, OT_VW, s, tpad, v0 + c0, ld, ntok, oc);
+        }
+        if (c0 < head_dim) {
+            const int64_t rest = head_dim - c0;
+            float *oc[OT_ATT_QB];
+            for (int r = 0; r < OT_ATT_QB; r++)
+                oc[r] = o[r] ? o[r] + c0 : NULL;
+            pv_block((int)((rest + OT_VW - 1) / OT_VW), rest - (rest - 1) / OT_VW * OT_VW, s, tpad, v0 + c0, ld,
+                     ntok, oc);
+        }
+    }
+}
+
+int OT_VFN(attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
+                           float scale, float *out) {
+    const int64_t dim = n_head * head_dim, ld = 3 * dim;
+    const int64_t tpad = (ntok + OT_ATT_KB - 1) / OT_ATT_KB * OT_ATT_KB;
+    int failed = 0;
+#pragma omp parallel
+    {
+        /* Per thread: K^T of one head, OT_ATT_QB rows of scores, a zero query. */
+        const size_t nfloat = (size_t)(head_dim * tpad + OT_ATT_QB * tpad + head_dim);
+        float *kt = calloc(nfloat, sizeof(float));
+        if (!kt) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        if (!failed) {
+            float *s = kt + head_dim * tpad, *zero_row = s + OT_ATT_QB * tpad;
+#pragma omp for collapse(2) schedule(static)
+            for (int64_t b = 0; b < batch; b++)
+                for (int64_t h = 0; h < n_head; h++) {
+                    const float *q0 = qkv + b * ntok * ld + h * head_dim;
+                    attend_head(q0, q0 + dim, q0 + 2 * dim, ld, ntok, head_dim, scale, zero_row, kt, tpad, s,
+                                out + b * ntok * dim + h * head_dim, dim);
+                }
+        }
+        free(kt);
+    }
+    return failed ? -1 : 0;
+}

@@ -1,0 +1,484 @@
+/* x86 kernels, written once on 256-bit vectors and compiled per ISA:
+ * x86/avx2_kernels.c (AVX2 + FMA + F16C) and x86/avx512_kernels.c (built
+ * twice, with and without AVX-512 VNNI). 256-bit vectors are one 32-element
+ * block wide, which keeps the block math simple, and on cores that split
+ * 512-bit operations in two (Zen 4) they run at the same rate. The AVX-512
+ * builds gain 32 vector registers (bigger register tiles) and, with VNNI,
+ * vpdpbusd in place of the maddubs/madd pair.
+ *
+ * A tile kernel computes NR weight rows x NC activation rows with NR * NC
+ * float accumulators; it is inlined with constant NR and NC so they live in
+ * registers. Integer dot products are exact; only the float combination of
+ * the per-block results differs from llama.cpp's order.
+ */
+#include <immintrin.h>
+#include <math.h>
+
+#include "ot_internal.h"
+
+#define FN(name) OT_PASTE(name, OT_ISA_SUFFIX)
+#define OT_INLINE static inline __attribute__((always_inline))
+
+#ifdef __AVX512F__
+#define OT_MAXC 4 /* activation rows per register tile */
+#else
+#define OT_MAXC 2 /* 16 registers: a 4 x 2 tile */
+#endif
+
+OT_INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+OT_INLINE float half(uint16_t h) { return _cvtsh_ss(h); }
+
+/* acc + per 4-byte group sum of u (unsigned bytes) * s (signed bytes). The
+ * maddubs form saturates at int16, out of reach for the operand ranges here
+ * (|u| <= 128, |s| <= 127 pairs sum to at most 32512). */
+OT_INLINE __m256i dot_us(__m256i acc, __m256i u, __m256i s) {
+#ifdef __AVX512VNNI__
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* u . s per 4-byte group, times a per-16-byte scale: lo for bytes 0..15, hi
+ * for bytes 16..31 (scales2 builds the scale operand in the form each ISA
+ * multiplies by). */
+#ifdef __AVX512VNNI__
+OT_INLINE __m256i scales2(int lo, int hi) { return _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi); }
+OT_INLINE __m256i dot_scaled(__m256i u, __m256i s, __m256i sc) {
+    return _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s), sc);
+}
+#else
+OT_INLINE __m256i scales2(int lo, int hi) {
+    return _mm256_setr_m128i(_mm_set1_epi16((short)lo), _mm_set1_epi16((short)hi));
+}
+OT_INLINE __m256i dot_scaled(__m256i u, __m256i s, __m256i sc) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc);
+}
+#endif
+
+OT_INLINE __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 16 bytes of packed nibbles -> 32 values: low nibbles first, as Q4_0/Q4_1
+ * order elements 0..15 and 16..31. */
+OT_INLINE __m256i nibbles16(const uint8_t *qs) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_setr_m128i(b, _mm_srli_epi16(b, 4)), _mm256_set1_epi8(0xF));
+}
+
+/* Accumulators acc[u][r][c]: small tiles keep U independent sets, one per
+ * block of U consecutive blocks, so the FMA latency chain does not bound a
+ * single-row product; the sets are summed at the end. */
+#define ACC_DECL(NR, NC)                                                            \
+    const int U = (NR) * (NC) == 1 ? 4 : (NR) * (NC) == 2 ? 2 : 1;                  \
+    __m256 acc[4][4][OT_MAXC];                                                      \
+    for (int u = 0; u < U; u++)                                                     \
+        for (int r = 0; r < NR; r++)                                                \
+            for (int c = 0; c < NC; c++)                                            \
+                acc[u][r][c] = _mm256_setzero_ps()
+
+/* for each block i (with its accumulator set u) of nb */
+#define FOR_BLOCKS(nb)                                   \
+    for (int64_t i0 = 0; i0 < (nb); i0 += U)             \
+        _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) \
+            for (int64_t i = i0 + u; i < i0 + u + 1 && i < (nb); i++)
+
+#define STORE_ACC(NR, NC, extra)                                    \
+    for (int r = 0; r < NR; r++)                                    \
+        for (int c = 0; c < NC; c++) {                              \
+            __m256 sum = acc[0][r][c];                              \
+            for (int u = 1; u < U; u++)                             \
+                sum = _mm256_add_ps(sum, acc[u][r][c]);             \
+            y[c * ldy + r] = hsum(sum) + (extra);                   \
+        }
+
+#define KERNEL_ARGS int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *y, int64_t ldy
+
+/* --- Q4_0 x Q8_0: sum (q - 8) y = sum q y - 8 sum y; the second term seeds
+ * the accumulator once per activation block and serves every weight row. */
+OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) {
+    ACC_DECL(NR, NC);
+    const __m256i eight = _mm256_set1_epi8(8);
+    FOR_BLOCKS(k / QK) {
+        __m256i xq[OT_MAXC], seed[OT_MAXC];
+        float dx[OT_MAXC];
+        for (int c = 0; c < NC; c++) {
+            const block_q8_0 *b = (const block_q8_0 *)(x + c * xs) + i;
+            xq[c] = load256(b->qs);
+            dx[c] = half(b->d);
+            seed[c] = _mm256_sub_epi32(_mm256_setzero_si256(), dot_us(_mm256_setzero_si256(), eight, xq[c]));
+        }
+        for (int r = 0; r < NR; r++) {
+            const block_q4_0 *a = (const block_q4_0 *)(w + r * ws) + i;
+            const __m256i q = nibbles16(a->qs);
+            const float dw = half(a->d);
+            for (int c = 0; c < NC; c++)
+                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(dot_us(seed[c], q, xq[c])),
+                                            acc[u][r][c]);
+        }
+    }
+    STORE_ACC(NR, NC, 0.0f);
+}
+
+/* --- Q4_1 x Q8_1: d_w d_x sum q y + m_w s_x per block. */
+OT_INLINE void q4_1_kern(KERNEL_ARGS, const int NR, const int NC) {
+    ACC_DECL(NR, NC);
+    float mins[4][4][OT_MAXC] = {{{0}}};
+    FOR_BLOCKS(k / QK) {
+        __m256i xq[OT_MAXC];
+        float dx[OT_MAXC], sx[OT_MAXC];
+        for (int c = 0; c < NC; c++) {
+            const block_q8_1 *b = (const block_q8_1 *)(x + c * xs) + i;
+            xq[c] = load256(b->qs);
+            dx[c] = half(b->d);
+            sx[c] = half(b->s);
+        }
+        for (int r = 0; r < NR; r++) {
+            const block_q4_1 *a = (const block_q4_1 *)(w + r * ws) + i;
+            const __m256i q = nibbles16(a->qs);
+            const float dw = half(a->d), mw = half(a->m);
+            for (int c = 0; c < NC; c++) {
+                const __m256i p = dot_us(_mm256_setzero_si256(), q, xq[c]);
+                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[u][r][c]);
+                mins[u][r][c] += mw * sx[c];
+            }
+        }
+    }
+    STORE_ACC(NR, NC, mins[0][r][c] + mins[1][r][c] + mins[2][r][c] + mins[3][r][c]);
+}
+
+/* --- Q8_0 x Q8_0: signed x signed through |w| and y with w's sign. */
+OT_INLINE void q8_0_kern(KERNEL_ARGS, const int NR, const int NC) {
+    ACC_DECL(NR, NC);
+    FOR_BLOCKS(k / QK) {
+        __m256i xq[OT_MAXC];
+        float dx[OT_MAXC];
+        for (int c = 0; c < NC; c++) {
+            const block_q8_0 *b = (const block_q8_0 *)(x + c * xs) + i;
+            xq[c] = load256(b->qs);
+            dx[c] = half(b->d);
+        }
+        for (int r = 0; r < NR; r++) {
+            const block_q8_0 *a = (const block_q8_0 *)(w + r * ws) + i;
+            const __m256i q = load256(a->qs), aq = _mm256_sign_epi8(q, q);
+            const float dw = half(a->d);
+            for (int c = 0; c < NC; c++) {
+                const __m256i p = dot_us(_mm256_setzero_si256(), aq, _mm256_sign_epi8(xq[c], q));
+                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[u][r][c]);
+            }
+        }
+    }
+    STORE_ACC(NR, NC, 0.0f);
+}
+
+/* --- Q4_K x Q8_K: eight 32-element sub-blocks with 6-bit scales and mins;
+ * the mins term comes from the activation's 16-element sums. */
+OT_INLINE void q4_K_kern(KERNEL_ARGS, const int NR, const int NC) {
+    ACC_DECL(NR, NC);
+    const __m256i lo4 = _mm256_set1_epi8(0xF);
+    FOR_BLOCKS(k / QK_K) {
+        const block_q8_K *b[OT_MAXC];
+        for (int c = 0; c < NC; c++)
+            b[c] = (const block_q8_K *)(x + c * xs) + i;
+        for (int r = 0; r < NR; r++) {
+            const block_q4_K *a = (const block_q4_K *)(w + r * ws) + i;
+            uint8_t sc[8], mn[8];
+            for (int j = 0; j < 8; j++)
+                ot_q4k_scale_min(a->scales, j, &sc[j], &mn[j]);
+            __m256i q[8];
+            for (int j = 0; j < 4; j++) {
+                const __m256i v = load256(a->qs + 32 * j);
+                q[2 * j] = _mm256_and_si256(v, lo4);
+                q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+            }
+            /* each min twice: it covers two 16-element sums */
+            const __m256i mins = _mm256_setr_epi16(mn[0], mn[0], mn[1], mn[1], mn[2], mn[2], mn[3], mn[3], mn[4], mn[4],
+                                                   mn[5], mn[5], mn[6], mn[6], mn[7], mn[7]);
+            const float dw = half(a->d), dmw = half(a->dmin);
+            for (int c = 0; c < NC; c++) {
+                __m256i isum = _mm256_setzero_si256();
+                for (int j = 0; j < 8; j++)
+                    isum = _mm256_add_epi32(isum, dot_scaled(q[j], load256(b[c]->qs + 32 * j), scales2(sc[j], sc[j])));
+                const __m256i msum = _mm256_madd_epi16(load256(b[c]->bsums), mins);
+                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[u][r][c]);
+                acc[u][r][c] = _mm256_fnmadd_ps(_mm256_set1_ps(dmw * b[c]->d), _mm256_cvtepi32_ps(msum), acc[u][r][c]);
+            }
+        }
+    }
+    STORE_ACC(NR, NC, 0.0f);
+}
+
+/* --- Q6_K x Q8_K: unsigned 6-bit q with 16-element int8 scales; the -32
+ * offset is sum_g scale_g * 32 * bsum_g, from the activation's sums. */
+OT_INLINE void q6_K_kern(KERNEL_ARGS, const int NR, const int NC) {
+    ACC_DECL(NR, NC);
+    const __m256i lo4 = _mm256_set1_epi8(0xF), hi2 = _mm256_set1_epi8(0x30);
+    FOR_BLOCKS(k / QK_K) {
+        const block_q8_K *b[OT_MAXC];
+        for (int c = 0; c < NC; c++)
+            b[c] = (const block_q8_K *)(x + c * xs) + i;
+        for (int r = 0; r < NR; r++) {
+            const block_q6_K *a = (const block_q6_K *)(w + r * ws) + i;
+            __m256i q[8];
+            for (int h = 0; h < 2; h++) {
+                const __m256i l0 = load256(a->ql + 64 * h), l1 = load256(a->ql + 64 * h + 32);
+                const __m256i qh = load256(a->qh + 32 * h);
+                q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2));
+                q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2));
+                q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), _mm256_and_si256(qh, hi2));
+                q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2));
+            }
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a->scales));
+            const float dw = half(a->d);
+            for (int c = 0; c < NC; c++) {
+                __m256i isum = _mm256_setzero_si256();
+                for (int v = 0; v < 8; v++)
+                    isum = _mm256_add_epi32(isum, dot_scaled(q[v], load256(b[c]->qs + 32 * v),
+                                                             scales2(a->scales[2 * v], a->scales[2 * v + 1])));
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(load256(b[c]->bsums), sc16), 5);
+                isum = _mm256_sub_epi32(isum, off);
+                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[u][r][c]);
+            }
+        }
+    }
+    STORE_ACC(NR, NC, 0.0f);
+}
+
+/* --- float weights: 8 weights converted per load, float32 activations. */
+OT_INLINE __m256 wload_f32(const uint8_t *p, int64_t i) { return _mm256_loadu_ps((const float *)p + i); }
+OT_INLINE __m256 wload_f16(const uint8_t *p, int64_t i) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+}
+OT_INLINE __m256 wload_bf16(const uint8_t *p, int64_t i) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+OT_INLINE float wat_f32(const uint8_t *p, int64_t i) { return ((const float *)p)[i]; }
+OT_INLINE float wat_f16(const uint8_t *p, int64_t i) { return half(((const uint16_t *)p)[i]); }
+OT_INLINE float wat_bf16(const uint8_t *p, int64_t i) { return ot_bf16_to_fp32(((const uint16_t *)p)[i]); }
+
+/* Blocks of 8 weights, then a scalar tail for k that is not a multiple. */
+#define FLOAT_KERNEL(name)                                                                              \
+    OT_INLINE void name##_kern(KERNEL_ARGS, const int NR, const int NC) {                               \
+        ACC_DECL(NR, NC);                                                                               \
+        FOR_BLOCKS(k / 8) {                                                                             \
+            __m256 xv[OT_MAXC];                                                                         \
+            for (int c = 0; c < NC; c++)                                                                \
+                xv[c] = _mm256_loadu_ps((const float *)(x + c * xs) + 8 * i);                           \
+            for (int r = 0; r < NR; r++) {                                                              \
+                const __m256 wv = wload_##name(w + r * ws, 8 * i);                                      \
+                for (int c = 0; c < NC; c++)                                                            \
+                    acc[u][r][c] = _mm256_fmadd_ps(wv, xv[c], acc[u][r][c]);                            \
+            }                                                                                           \
+        }                                                                                               \
+        STORE_ACC(NR, NC, 0.0f);                                                                        \
+        for (int64_t j = k / 8 * 8; j < k; j++)                                                         \
+            for (int r = 0; r < NR; r++)                                                                \
+                for (int c = 0; c < NC; c++)                                                            \
+                    y[c * ldy + r] += wat_##name(w + r * ws, j) * ((const float *)(x + c * xs))[j];     \
+    }
+FLOAT_KERNEL(f32)
+FLOAT_KERNEL(f16)
+FLOAT_KERNEL(bf16)
+
+/* The tile entry point of a kernel: full 4-row tiles, then single rows, each
+ * against up to OT_MAXC activation rows at a time. A single activation row
+ * (decode) takes weight rows one by one: streaming one row at a time from
+ * L3 or memory measured several times faster than four rows in lockstep. */
+#define KCALL(name, NR, nc)                                                               \
+    switch (nc) {                                                                         \
+    case 1: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, 1); break;           \
+    case 2: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, OT_MAXC > 1 ? 2 : 1); break; \
+    case 3: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, OT_MAXC > 2 ? 3 : 1); break; \
+    default: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, OT_MAXC > 3 ? 4 : 1); break; \
+    }
+#define TILE_ENTRY(name)                                                                                    \
+    static void name##_tile(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
+                            int nx, float *y, int64_t ldy) {                                                \
+        for (int c = 0; c < nx; c += OT_MAXC) {                                                             \
+            const int nc = nx - c < OT_MAXC ? nx - c : OT_MAXC;                                             \
+            const uint8_t *xc = x + c * xs;                                                                 \
+            float *yc = y + c * ldy;                                                                        \
+            int r = 0;                                                                                      \
+            for (; nc > 1 && r + 4 <= nw; r += 4)                                                           \
+                KCALL(name, 4, nc)                                                                          \
+            for (; r < nw; r++)                                                                             \
+                KCALL(name, 1, nc)                                                                          \
+        }                                                                                                   \
+    }
+TILE_ENTRY(q4_0)
+TILE_ENTRY(q4_1)
+TILE_ENTRY(q8_0)
+TILE_ENTRY(q4_K)
+TILE_ENTRY(q6_K)
+TILE_ENTRY(f32)
+TILE_ENTRY(f16)
+TILE_ENTRY(bf16)
+
+/* --- activation quantization: the generic C rounding, eight lanes at a time. */
+
+OT_INLINE float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+OT_INLINE __m256 vabs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+/* roundf, exactly: truncate, then step away from zero when the (exact)
+ * fraction is at least one half. */
+OT_INLINE __m256i round_away8(__m256 v) {
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_sub_ps(v, t), one = _mm256_set1_ps(1.0f);
+    const __m256 up = _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+    const __m256 down = _mm256_and_ps(_mm256_cmp_ps(f, _mm256_set1_ps(-0.5f), _CMP_LE_OQ), one);
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_sub_ps(up, down)));
+}
+
+/* Four vectors of eight int32 (each in int8 range) -> 32 int8 in order. */
+OT_INLINE void store_i8x32(int8_t *dst, __m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    _mm256_storeu_si256((__m256i *)dst, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+/* One 32-element block as Q8_0 rounds it; returns sum(q) and d. */
+OT_INLINE int q8_block(const float *x, int8_t *qs, float *dout) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_loadu_ps(x + 8 * j);
+        amax = _mm256_max_ps(amax, vabs(v[j]));
+    }
+    const float d = hmax(amax) / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    __m256i q[4], sum = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        q[j] = round_away8(_mm256_mul_ps(v[j], id));
+        sum = _mm256_add_epi32(sum, q[j]);
+    }
+    store_i8x32(qs, q[0], q[1], q[2], q[3]);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    *dout = d;
+    return _mm_cvtsi128_si32(s);
+}
+
+static void quantize_q8_0(const float *x, void *dst, int64_t n) {
+    block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / QK; i++) {
+        float d;
+        q8_block(x + i * QK, y[i].qs, &d);
+        y[i].d = _cvtss_sh(d, 0);
+    }
+}
+
+static void quantize_q8_1(const float *x, void *dst, int64_t n) {
+    block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / QK; i++) {
+        float d;
+        const int sum = q8_block(x + i * QK, y[i].qs, &d);
+        y[i].d = _cvtss_sh(d, 0);
+        y[i].s = _cvtss_sh((float)sum * d, 0);
+    }
+}
+
+static void quantize_q8_K(const float *x, void *dst, int64_t n) {
+    block_q8_K *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        __m256 amax = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K; j += 8)
+            amax = _mm256_max_ps(amax, vabs(_mm256_loadu_ps(x + j)));
+        const float a = hmax(amax);
+        memset(y[i].bsums, 0, sizeof y[i].bsums);
+        if (a == 0.0f) {
+            y[i].d = 0.0f;
+            memset(y[i].qs, 0, QK_K);
+            continue;
+        }
+        int j = 0; /* the first element of largest magnitude, with its sign */
+        while (fabsf(x[j]) != a)
+            j++;
+        const float iscale = -127.0f / x[j];
+        const __m256 sc = _mm256_set1_ps(iscale), top = _mm256_set1_ps(127.0f);
+        for (j = 0; j < QK_K; j += 32) {
+            __m256i q[4];
+            for (int v = 0; v < 4; v++) /* round half to even: the default rounding mode */
+                q[v] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * v), sc), top));
+            store_i8x32(y[i].qs + j, q[0], q[1], q[2], q[3]);
+        }
+        for (j = 0; j < QK_K; j++)
+            y[i].bsums[j / 16] += y[i].qs[j];
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* --- attention row primitives ------------------------------------------- */
+
+OT_INLINE float vdot(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+OT_INLINE void vaxpy(float *y, float a, const float *x, int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] += a * x[i];
+}
+
+OT_INLINE void vscale(float *y, float a, int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] *= a;
+}
+
+#define OT_ATTN_FN attention_group
+#define OT_DOT vdot
+#define OT_AXPY vaxpy
+#define OT_SCALE vscale
+#include "ot_attn_impl.h"
+
+/* --- registration ---------------------------------------------------------- */
+
+#define DECLARE_VISION(isa) OT_DECLARE_VISION(isa)
+#define SET_VISION(t, isa) OT_SET_VISION(t, isa)
+DECLARE_VISION(OT_ISA_SUFFIX)
+
+void FN(ot_register)(struct ot_kernels *t) {
+    t->tile[OT_Q4_0] = q4_0_tile;
+    t->tile[OT_Q4_1] = q4_1_tile;
+    t->tile[OT_Q8_0] = q8_0_tile;
+    t->tile[OT_Q4_K] = q4_K_tile;
+    t->tile[OT_Q6_K] = q6_K_tile;
+    t->tile[OT_F32] = f32_tile;
+    t->tile[OT_F16] = f16_tile;
+    t->tile[OT_BF16] = bf16_tile;
+    t->quantize[OT_Q8_0] = quantize_q8_0;
+    t->quantize[OT_Q8_1] = quantize_q8_1;
+    t->quantize[OT_Q8_K] = quantize_q8_K;
+    t->attention = attention_group;
+    SET_VISION(t, OT_ISA_SUFFIX);
+}

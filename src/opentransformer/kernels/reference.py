@@ -1,0 +1,268 @@
+"""numpy truth for every kernel op.
+
+Block formats are expanded by the `gguf` package's dequantizers. Activation
+quantizers follow llama.cpp's reference rounding (quantize_row_q8_0_ref,
+q8_1_ref, q8_K_ref) to the bit. The quantized matmul reference does the same
+block-integer arithmetic as llama.cpp's dot products, combining the per-block
+integers in float64; float ops are computed in float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+F32 = np.float32
+
+F32_T, F16_T, Q4_0, Q4_1, Q8_0, Q8_1, Q4_K, Q6_K, Q8_K, BF16_T = 0, 1, 2, 3, 8, 9, 12, 14, 15, 30
+
+BLOCKS = {
+    Q4_0: np.dtype([("d", "<f2"), ("qs", "u1", 16)]),
+    Q4_1: np.dtype([("d", "<f2"), ("m", "<f2"), ("qs", "u1", 16)]),
+    Q8_0: np.dtype([("d", "<f2"), ("qs", "i1", 32)]),
+    Q8_1: np.dtype([("d", "<f2"), ("s", "<f2"), ("qs", "i1", 32)]),
+    Q4_K: np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12), ("qs", "u1", 128)]),
+    Q6_K: np.dtype([("ql", "u1", 128), ("qh", "u1", 64), ("scales", "i1", 16), ("d", "<f2")]),
+    Q8_K: np.dtype([("d", "<f4"), ("qs", "i1", 256), ("bsums", "<i2", 16)]),
+}
+ACTIVATION = {Q4_0: Q8_0, Q8_0: Q8_0, Q4_1: Q8_1, Q4_K: Q8_K, Q6_K: Q8_K}
+FLOAT_TYPES = {F32_T: np.dtype("<f4"), F16_T: np.dtype("<f2")}
+
+
+# --- block formats -------------------------------------------------------------
+
+def dequantize(ggml_type: int, data: np.ndarray, nrows: int, n: int) -> np.ndarray:
+    """Rows of a GGML block tensor (raw bytes) to float32 [nrows, n], via the gguf package."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize as gguf_dequantize
+
+    qtype = GGMLQuantizationType(ggml_type)
+    raw = np.ascontiguousarray(data).view(np.uint8).reshape(nrows, -1)
+    return gguf_dequantize(raw, qtype).astype(F32).reshape(nrows, n)
+
+
+def _blocks(ggml_type: int, data: np.ndarray, nrows: int) -> np.ndarray:
+    """Raw bytes -> structured blocks [nrows, blocks per row]."""
+    return np.ascontiguousarray(data).view(np.uint8).reshape(nrows, -1).view(BLOCKS[ggml_type])
+
+
+def roundf(v: np.ndarray) -> np.ndarray:
+    """C roundf (half away from zero) on float32, exact for every input."""
+    a = np.abs(v)
+    fl = np.floor(a)
+    return np.copysign(fl + (a - fl >= 0.5), v)
+
+
+def _fp16(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v, dtype=F32).astype(np.float16)
+
+
+def quantize_q8_0(x: np.ndarray) -> np.ndarray:
+    """x [m, k] float32 -> Q8_0 blocks [m, k/32]."""
+    xb = np.asarray(x, F32).reshape(x.shape[0], -1, 32)
+    d = np.abs(xb).max(axis=-1) / F32(127)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d == 0, F32(0), F32(1) / d).astype(F32)
+    out = np.empty(xb.shape[:2], BLOCKS[Q8_0])
+    out["d"] = _fp16(d)
+    out["qs"] = roundf(xb * inv[..., None]).astype(np.int8)
+    return out
+
+
+def quantize_q8_1(x: np.ndarray) -> np.ndarray:
+    """x [m, k] float32 -> Q8_1 blocks [m, k/32]: Q8_0's rounding plus s = d * sum(q) in half."""
+    q8 = quantize_q8_0(x)
+    xb = np.asarray(x, F32).reshape(x.shape[0], -1, 32)
+    d = np.abs(xb).max(axis=-1) / F32(127)  # the float32 d, before its rounding to half
+    out = np.empty(q8.shape, BLOCKS[Q8_1])
+    out["d"], out["qs"] = q8["d"], q8["qs"]
+    out["s"] = _fp16(q8["qs"].astype(np.int32).sum(axis=-1).astype(F32) * d)
+    return out
+
+
+def quantize_q8_K(x: np.ndarray) -> np.ndarray:
+    """x [m, k] float32 -> Q8_K blocks [m, k/256]: scale -127/max (max = the signed extreme),
+    round half to even, clamp at 127, float32 d = 1/scale, 16-element sums."""
+    xb = np.asarray(x, F32).reshape(x.shape[0], -1, 256)
+    idx = np.abs(xb).argmax(axis=-1)[..., None]
+    mx = np.take_along_axis(xb, idx, axis=-1)[..., 0]
+    zero = mx == 0
+    with np.errstate(divide="ignore"):
+        iscale = np.where(zero, F32(0), F32(-127) / np.where(zero, F32(1), mx)).astype(F32)
+    q = np.minimum(np.rint(xb * iscale[..., None]), 127).astype(np.int8)
+    out = np.empty(xb.shape[:2], BLOCKS[Q8_K])
+    with np.errstate(divide="ignore"):
+        out["d"] = np.where(zero, F32(0), F32(1) / np.where(zero, F32(1), iscale))
+    out["qs"] = q
+    out["bsums"] = q.reshape(*q.shape[:2], 16, 16).astype(np.int16).sum(axis=-1)
+    return out
+
+
+QUANTIZERS = {Q8_0: quantize_q8_0, Q8_1: quantize_q8_1, Q8_K: quantize_q8_K}
+
+
+def activation_type(weight_type: int) -> int:
+    return ACTIVATION[weight_type]
+
+
+def quantize_activations(weight_type: int, x: np.ndarray) -> tuple[int, np.ndarray]:
+    """As ops.quantize_activations: (activation type, raw bytes)."""
+    act = ACTIVATION[weight_type]
+    return act, QUANTIZERS[act](x).view(np.uint8).ravel()
+
+
+# --- matmul --------------------------------------------------------------------
+
+def _nibbles(qs: np.ndarray) -> np.ndarray:
+    """[..., 16] packed bytes -> [..., 32]: low nibbles are elements 0..15."""
+    return np.concatenate([qs & 0xF, qs >> 4], axis=-1).astype(np.int64)
+
+
+def _q4k_scales_mins(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = s.astype(np.int64)
+    sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 0xF) | ((s[..., 0:4] >> 6) << 4)], axis=-1)
+    mn = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | ((s[..., 4:8] >> 6) << 4)], axis=-1)
+    return sc, mn
+
+
+def _q4k_values(b: np.ndarray) -> np.ndarray:
+    """Q4_K blocks -> unsigned 4-bit values [..., 256]: 64-element chunks of low then high nibbles."""
+    qs = b["qs"].reshape(*b.shape, 4, 1, 32)
+    return ((qs >> np.array([0, 4], np.uint8).reshape(2, 1)) & 0xF).reshape(*b.shape, 256).astype(np.int64)
+
+
+def _q6k_values(b: np.ndarray) -> np.ndarray:
+    """Q6_K blocks -> signed 6-bit values [..., 256] (q - 32)."""
+    ql = b["ql"].reshape(*b.shape, 2, 64).astype(np.int64)
+    qh = b["qh"].reshape(*b.shape, 2, 32).astype(np.int64)
+    parts = []
+    for v in range(4):
+        lo = (ql[..., 32 * (v & 1):32 * (v & 1) + 32] >> (4 * (v >> 1))) & 0xF
+        parts.append(lo | (((qh >> (2 * v)) & 3) << 4))
+    return np.stack(parts, axis=-2).reshape(*b.shape, 256) - 32
+
+
+def _f(v: np.ndarray) -> np.ndarray:
+    return v.astype(np.float64)
+
+
+def matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray) -> np.ndarray:
+    """y [m, n] = x [m, k] . W^T, W in GGML layout: block-integer dot products for quantized
+    types (activations quantized as the kernel does), float64 for float types."""
+    x = np.asarray(x, F32)
+    m = x.shape[0]
+    if ggml_type in (F32_T, F16_T, BF16_T):
+        return (x.astype(np.float64) @ dequantize(ggml_type, w, n, k).astype(np.float64).T).astype(F32)
+    a = _blocks(ggml_type, w, n)
+    b = QUANTIZERS[ACTIVATION[ggml_type]](x)
+    if ggml_type in (Q4_0, Q4_1, Q8_0):
+        qw = _nibbles(a["qs"]) if ggml_type != Q8_0 else a["qs"].astype(np.int64)
+        if ggml_type == Q4_0:
+            qw = qw - 8
+        sumi = np.einsum("rbj,cbj->crb", qw, b["qs"].astype(np.int64))
+        y = (_f(sumi) * (_f(a["d"])[None] * _f(b["d"])[:, None])).sum(-1)
+        if ggml_type == Q4_1:
+            y += _f(b["s"]) @ _f(a["m"]).T
+        return y.astype(F32)
+    xq = b["qs"].astype(np.int64)
+    if ggml_type == Q4_K:
+        sc, mn = _q4k_scales_mins(a["scales"])
+        dots = np.einsum("rbsj,cbsj->crbs", _q4k_values(a).reshape(n, -1, 8, 32), xq.reshape(m, -1, 8, 32))
+        sumi = (dots * sc[None]).sum(-1)
+        bsum = b["bsums"].astype(np.int64).reshape(m, -1, 8, 2).sum(-1)
+        summ = np.einsum("rbs,cbs->crb", mn, bsum)
+        y = _f(b["d"])[:, None] * (_f(a["d"])[None] * sumi - _f(a["dmin"])[None] * summ)
+        return y.sum(-1).astype(F32)
+    dots = np.einsum("rbsj,cbsj->crbs", _q6k_values(a).reshape(n, -1, 16, 16), xq.reshape(m, -1, 16, 16))
+    sumi = (dots * a["scales"].astype(np.int64)[None]).sum(-1)
+    return (_f(a["d"])[None] * _f(b["d"])[:, None] * sumi).sum(-1).astype(F32)
+
+
+# --- row ops -------------------------------------------------------------------
+
+def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    x64 = _f(x)
+    return x64 / np.sqrt((x64 * x64).mean(axis=-1, keepdims=True) + eps) * _f(w)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(_f(x) - _f(x).max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def silu_mul(gate: np.ndarray, up: np.ndarray) -> np.ndarray:
+    g = _f(gate)
+    return g / (1.0 + np.exp(-g)) * _f(up)
+
+
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _f(a) + _f(b)
+
+
+def rope(x: np.ndarray, pos: np.ndarray, inv_freq: np.ndarray, rope_dim: int, mscale: float = 1.0,
+         neox: bool = False) -> np.ndarray:
+    """x [ntok, nhead, head_dim]; the angle pos * inv_freq is formed in float32 as the kernel does."""
+    half = rope_dim // 2
+    angle = _f(pos.astype(F32)[:, None] * inv_freq[None, :half].astype(F32))[:, None, :]
+    cos, sin = np.cos(angle) * mscale, np.sin(angle) * mscale
+    out = _f(x).copy()
+    if neox:
+        a, b = out[..., :half].copy(), out[..., half:rope_dim].copy()
+        out[..., :half], out[..., half:rope_dim] = a * cos - b * sin, a * sin + b * cos
+    else:
+        a, b = out[..., 0:rope_dim:2].copy(), out[..., 1:rope_dim:2].copy()
+        out[..., 0:rope_dim:2], out[..., 1:rope_dim:2] = a * cos - b * sin, a * sin + b * cos
+    return out
+
+
+def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos0: int, scale: float) -> np.ndarray:
+    """Causal GQA attention: q [ntok, n_head, hd], caches [n_kv, capacity, hd]."""
+    ntok, n_head, _ = q.shape
+    group = n_head // k_cache.shape[0]
+    out = np.empty(q.shape, np.float64)
+    for t in range(ntok):
+        keys = pos0 + t + 1
+        for h in range(n_head):
+            kv = h // group
+            s = _f(k_cache[kv, :keys]) @ _f(q[t, h]) * scale
+            out[t, h] = softmax(s) @ _f(v_cache[kv, :keys])
+    return out
+
+
+# --- vision --------------------------------------------------------------------
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, x/2 (1 + erf(x / sqrt 2))."""
+    x64 = _f(x)
+    return 0.5 * x64 * (1.0 + _erf(x64 / math.sqrt(2.0)))
+
+
+def bias_act(x: np.ndarray, bias: np.ndarray | None, act: int = 0, residual: np.ndarray | None = None) -> np.ndarray:
+    y = _f(x) + (0.0 if bias is None else _f(bias))
+    if act == 1:
+        y = gelu(y)
+    return y if residual is None else y + _f(residual)
+
+
+def gemm_f32(w: np.ndarray, bias: np.ndarray | None, x: np.ndarray, act: int = 0,
+             residual: np.ndarray | None = None) -> np.ndarray:
+    """act(x W^T + bias) (+ residual), W [n, k] as nn.Linear stores it."""
+    return bias_act(_f(x) @ _f(w).T, bias, act, residual)
+
+
+def layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    x64 = _f(x)
+    mean = x64.mean(axis=-1, keepdims=True)
+    var = ((x64 - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x64 - mean) / np.sqrt(var + eps) * _f(w) + _f(b)
+
+
+def attention_full(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim: int, scale: float) -> np.ndarray:
+    """Non-causal attention within each image: qkv [batch*ntok, 3*n_head*hd] -> [batch*ntok, n_head*hd]."""
+    t = _f(qkv).reshape(batch, ntok, 3, n_head, head_dim)
+    q, k, v = (t[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    p = softmax(q @ k.transpose(0, 1, 3, 2) * scale)
+    return (p @ v).transpose(0, 2, 1, 3).reshape(batch * ntok, n_head * head_dim)
