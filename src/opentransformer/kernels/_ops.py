@@ -6,7 +6,7 @@ kernels run in parallel with Python threads (the HTTP server relies on it).
 from __future__ import annotations
 
 import ctypes
-from ctypes import c_char_p, c_float, c_int, c_int64, c_size_t, c_void_p
+from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
 from pathlib import Path
 
 _LIB_NAMES = ("libotkernels.so", "libotkernels.dylib", "otkernels.dll")
@@ -26,6 +26,29 @@ def _find_library() -> Path:
         f"the native kernel library is missing from {here}; "
         "build it with `make build` (development tree) or reinstall the package"
     )
+
+
+class OtLinear(Structure):
+    _fields_ = [("type", c_int32), ("w", c_void_p), ("n", c_int64), ("k", c_int64), ("bias", c_void_p)]
+
+
+class OtLlamaLayer(Structure):
+    _fields_ = [("attn_norm", c_void_p), ("ffn_norm", c_void_p)] + [
+        (name, OtLinear) for name in ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")]
+
+
+class OtLlamaDims(Structure):
+    _fields_ = [(name, c_int64) for name in ("dim", "n_head", "n_kv_head", "head_dim", "hidden", "rope_dim")] + [
+        ("norm_eps", c_float), ("attn_scale", c_float), ("rope_mscale", c_float), ("neox", c_int32),
+        ("inv_freq", c_void_p)]
+
+
+class OtKvSlot(Structure):
+    _fields_ = [("k", c_void_p), ("v", c_void_p), ("capacity", c_int64), ("pos", c_int64)]
+
+
+class OtLlamaBuffers(Structure):
+    _fields_ = [(name, c_void_p) for name in ("xn", "q", "k", "v", "att", "proj", "gate", "up", "pos", "scratch")]
 
 
 _SIGNATURES = {
@@ -48,6 +71,8 @@ _SIGNATURES = {
     "ot_silu_mul": (None, [c_void_p, c_void_p, c_int64, c_void_p]),
     "ot_add": (None, [c_void_p, c_void_p, c_int64, c_void_p]),
     "ot_rope": (None, [c_void_p, c_void_p, c_int64, c_int64, c_int64, c_int64, c_void_p, c_float, c_int]),
+    "ot_llama_layer": (c_int, [POINTER(OtLlamaLayer), POINTER(OtLlamaDims), c_int64, c_void_p, c_int64,
+                               c_void_p, POINTER(OtLlamaBuffers)]),
     "ot_attention": (None, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int64, c_int64, c_int64,
                             c_int64, c_int64, c_float]),
     "ot_gemm_packed_floats": (c_size_t, [c_int64, c_int64]),

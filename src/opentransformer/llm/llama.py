@@ -1,64 +1,94 @@
 """The Llama-family decoder, written once for every model of the family.
 
-    h_0   = E[tokens]
-    h'_l  = h_l + W_o · Attn(RoPE(W_q · n), RoPE(W_k · n), W_v · n),  n = RMSNorm(h_l)
-    h_l+1 = h'_l + W_down · (SiLU(W_gate · m) ⊙ W_up · m),          m = RMSNorm(h'_l)
+    h_0    = E[tokens]
+    h'_l   = h_l + W_o · Attn(RoPE(W_q · n), RoPE(W_k · n), W_v · n),  n = RMSNorm(h_l)
+    h_l+1  = h'_l + W_down · (SiLU(W_gate · m) ⊙ W_up · m),          m = RMSNorm(h'_l)
     logits = W_out · RMSNorm(h_L)
 
-Every op is a kernel from `kernels.ops`; activations live in a RunState
-allocated once per model, so nothing is allocated per token.
+A decoder layer runs as one native call (`ot_llama_layer`, kernels/csrc/
+common/llama_layer.c), so a token step returns to Python once per layer.
+The layer descriptions and the activations (RunState) are built once per
+model; nothing is allocated per token.
+
+Every token carries its own KV slot — a cache and a position in it — so the
+same step runs a prompt chunk of one sequence or the next token of several.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
 
 from ..kernels import ops
-from ..runtime.loader import LlamaWeights
+from ..kernels._ops import OtKvSlot, OtLinear, OtLlamaBuffers, OtLlamaDims, OtLlamaLayer, lib
+from ..runtime.loader import LlamaLayer, LlamaWeights
 from ..runtime.weights import Linear
 from .config import LlamaConfig
 from .kv_cache import KVCache
+
+_SLOT_DTYPE = np.dtype([("k", np.uintp), ("v", np.uintp), ("capacity", np.int64), ("pos", np.int64)])
+
+
+def _addr(a: np.ndarray | None) -> int | None:
+    return None if a is None else a.__array_interface__["data"][0]
+
+
+def _linear_desc(lin: Linear) -> OtLinear:
+    return OtLinear(lin.ggml_type, lin.ptr, lin.n_out, lin.n_in, _addr(lin.bias))
+
+
+def _layer_desc(layer: LlamaLayer) -> OtLlamaLayer:
+    return OtLlamaLayer(_addr(layer.attn_norm), _addr(layer.ffn_norm),
+                        *(_linear_desc(w) for w in (layer.wq, layer.wk, layer.wv, layer.wo,
+                                                    layer.w_gate, layer.w_up, layer.w_down)))
 
 
 class RunState:
     """Activation buffers for up to `max_batch` tokens at once."""
 
-    def __init__(self, cfg: LlamaConfig, max_batch: int):
+    def __init__(self, cfg: LlamaConfig, weights: LlamaWeights, max_batch: int):
         f32 = np.float32
         self.max_batch = max_batch
         self.x = np.zeros((max_batch, cfg.dim), f32)  # residual stream
-        self.xn = np.zeros((max_batch, cfg.dim), f32)  # normed input of a sub-layer
-        self.q = np.zeros((max_batch, cfg.n_heads, cfg.head_dim), f32)
-        self.k = np.zeros((max_batch, cfg.n_kv_heads, cfg.head_dim), f32)
-        self.v = np.zeros((max_batch, cfg.n_kv_heads, cfg.head_dim), f32)
-        self.att = np.zeros((max_batch, cfg.n_heads, cfg.head_dim), f32)
-        self.proj = np.zeros((max_batch, cfg.dim), f32)  # a sub-layer's output before the residual add
+        self.xn = np.zeros((max_batch, cfg.dim), f32)
+        self.q = np.zeros((max_batch, cfg.q_dim), f32)
+        self.k = np.zeros((max_batch, cfg.kv_dim), f32)
+        self.v = np.zeros((max_batch, cfg.kv_dim), f32)
+        self.att = np.zeros((max_batch, cfg.q_dim), f32)
+        self.proj = np.zeros((max_batch, cfg.dim), f32)
         self.gate = np.zeros((max_batch, cfg.hidden_dim), f32)
         self.up = np.zeros((max_batch, cfg.hidden_dim), f32)
         self.pos = np.zeros(max_batch, np.int32)
-        self.scratch = ops.MatmulScratch()
+        linears = [w for layer in weights.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.w_gate,
+                                                           layer.w_up, layer.w_down)] + [weights.output]
+        self.scratch = ops.MatmulScratch(max(lib.ot_matmul_scratch_bytes(w.ggml_type, max_batch, w.n_in)
+                                             for w in linears))
+        self.slots_c = (OtKvSlot * max_batch)()
+        self.slots = np.frombuffer(self.slots_c, dtype=_SLOT_DTYPE)
+        self.buffers = OtLlamaBuffers(*(_addr(a) for a in (self.xn, self.q, self.k, self.v, self.att, self.proj,
+                                                            self.gate, self.up, self.pos, self.scratch.buf)))
 
 
 class Llama:
     def __init__(self, cfg: LlamaConfig, weights: LlamaWeights, max_batch: int = 512):
         self.cfg = cfg
         self.w = weights
-        self.state = RunState(cfg, max_batch)
+        self.state = RunState(cfg, weights, max_batch)
         self.inv_freq = cfg.rope.inv_freq()
-        self.attn_scale = 1.0 / math.sqrt(cfg.head_dim)
+        self.dims = OtLlamaDims(cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim, cfg.rope.dim,
+                                cfg.norm_eps, 1.0 / math.sqrt(cfg.head_dim), 1.0, int(cfg.rope.neox),
+                                _addr(self.inv_freq))
+        self.layers = [_layer_desc(layer) for layer in weights.layers]
         self._embed_raw = weights.token_embedding.data.reshape(-1).view(np.uint8)
         self._embed_row_bytes = ops.row_bytes(weights.token_embedding.ggml_type, cfg.dim)
 
+    @property
+    def max_batch(self) -> int:
+        return self.state.max_batch
+
     def new_cache(self, capacity: int) -> KVCache:
         return KVCache(self.cfg, capacity)
-
-    def _linear(self, lin: Linear, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        y = out.reshape(x.shape[0], lin.n_out)
-        ops.matmul(lin.ggml_type, lin.data, lin.n_out, lin.n_in, x, y, self.state.scratch)
-        if lin.bias is not None:
-            y += lin.bias
-        return out
 
     def _embed(self, tokens: np.ndarray, out: np.ndarray) -> None:
         table = self.w.token_embedding
@@ -67,43 +97,53 @@ class Llama:
             t = int(t)
             ops.dequantize(table.ggml_type, self._embed_raw[t * row:(t + 1) * row], 1, table.n_in, out[i:i + 1])
 
+    def _layers(self, tokens: np.ndarray) -> np.ndarray:
+        """Embed and run every layer for the tokens whose slots are filled; returns h_L [n, dim]."""
+        s = self.state
+        n = len(tokens)
+        x = s.x[:n]
+        self._embed(tokens, x)
+        x_ptr, slots = _addr(x), ctypes.addressof(s.slots_c)
+        for i, layer in enumerate(self.layers):
+            if lib.ot_llama_layer(layer, self.dims, i, x_ptr, n, slots, s.buffers) != 0:
+                raise ValueError("a token position lies outside its KV cache")
+        return x
+
+    def _logits(self, h: np.ndarray) -> np.ndarray:
+        """logits [n, vocab] = W_out · RMSNorm(h)."""
+        out = self.w.output
+        hn = ops.rmsnorm(h, self.w.output_norm, self.cfg.norm_eps)
+        return ops.matmul(out.ggml_type, out.data, out.n_out, out.n_in, hn, scratch=self.state.scratch)
+
     def forward(self, tokens: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
         """Run `tokens` (at most max_batch) after the cache's current positions.
 
         Returns logits [ntok, vocab] if all_logits, else [1, vocab] for the last token.
         """
-        cfg, s = self.cfg, self.state
         n = len(tokens)
         pos0 = cache.length
-        x, xn = s.x[:n], s.xn[:n]
-        q, k, v, att = s.q[:n], s.k[:n], s.v[:n], s.att[:n]
-        pos = s.pos[:n]
-        pos[:] = np.arange(pos0, pos0 + n, dtype=np.int32)
-
-        self._embed(tokens, x)
-        for i, layer in enumerate(self.w.layers):
-            # attention sub-layer
-            ops.rmsnorm(x, layer.attn_norm, cfg.norm_eps, xn)
-            self._linear(layer.wq, xn, q)  # [n, n_heads, head_dim]
-            self._linear(layer.wk, xn, k)  # [n, n_kv_heads, head_dim]
-            self._linear(layer.wv, xn, v)
-            ops.rope(q, pos, self.inv_freq, cfg.rope.dim, 1.0, cfg.rope.neox)
-            ops.rope(k, pos, self.inv_freq, cfg.rope.dim, 1.0, cfg.rope.neox)
-            cache.store(i, pos0, k, v)
-            ops.attention(q, cache.k[i], cache.v[i], pos0, self.attn_scale, att)
-            self._linear(layer.wo, att.reshape(n, cfg.q_dim), s.proj[:n])
-            ops.add(x, s.proj[:n], x)
-            # feed-forward sub-layer
-            ops.rmsnorm(x, layer.ffn_norm, cfg.norm_eps, xn)
-            self._linear(layer.w_gate, xn, s.gate[:n])
-            self._linear(layer.w_up, xn, s.up[:n])
-            ops.silu_mul(s.gate[:n], s.up[:n], s.gate[:n])
-            self._linear(layer.w_down, s.gate[:n], s.proj[:n])
-            ops.add(x, s.proj[:n], x)
+        if pos0 + n > cache.capacity:
+            raise ValueError(f"positions up to {pos0 + n} exceed the cache capacity {cache.capacity}")
+        slots = self.state.slots[:n]
+        slots["k"], slots["v"], slots["capacity"] = _addr(cache.k), _addr(cache.v), cache.capacity
+        slots["pos"] = np.arange(pos0, pos0 + n)
+        h = self._layers(tokens)
         cache.length = pos0 + n
         cache.tokens.extend(int(t) for t in tokens)
+        return self._logits(h if all_logits else h[n - 1:n])
 
-        last = x if all_logits else x[n - 1:n]
-        h = ops.rmsnorm(last, self.w.output_norm, cfg.norm_eps)
-        logits = np.empty((h.shape[0], cfg.vocab_size), np.float32)
-        return self._linear(self.w.output, h, logits)
+    def decode(self, tokens: list[int], caches: list[KVCache]) -> np.ndarray:
+        """One new token for each of several sequences in one step: logits [len(tokens), vocab]."""
+        n = len(tokens)
+        if n > self.max_batch:
+            raise ValueError(f"{n} sequences exceed the step's {self.max_batch} rows")
+        slots = self.state.slots[:n]
+        for i, cache in enumerate(caches):
+            if cache.length >= cache.capacity:
+                raise ValueError(f"sequence {i} has filled its cache of {cache.capacity} positions")
+            slots[i] = (_addr(cache.k), _addr(cache.v), cache.capacity, cache.length)
+        h = self._layers(np.asarray(tokens, dtype=np.int32))
+        for token, cache in zip(tokens, caches):
+            cache.length += 1
+            cache.tokens.append(int(token))
+        return self._logits(h)

@@ -112,6 +112,51 @@ void ot_attention(const float *q, const float *k, const float *v, float *out,
                   int64_t ntok, int64_t n_head, int64_t n_kv_head, int64_t head_dim,
                   int64_t kv_stride, int64_t pos0, float scale);
 
+/* --- fused Llama-family decoder layer ------------------------------------- */
+
+/* y = x . W^T (+ bias): n rows of k elements in GGML block layout. */
+struct ot_linear {
+    int32_t type;
+    const void *w;
+    int64_t n, k;
+    const float *bias; /* NULL when the projection has none */
+};
+
+struct ot_llama_layer {
+    const float *attn_norm, *ffn_norm;
+    struct ot_linear wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+struct ot_llama_dims {
+    int64_t dim, n_head, n_kv_head, head_dim, hidden, rope_dim;
+    float norm_eps, attn_scale, rope_mscale;
+    int32_t neox;
+    const float *inv_freq; /* rope_dim / 2 */
+};
+
+/* Where one token's keys and values go: its sequence's cache, laid out
+ * [n_layers][n_kv_head][capacity][head_dim], and its position there. */
+struct ot_kv_slot {
+    float *k, *v;
+    int64_t capacity, pos;
+};
+
+/* Activation buffers for ntok tokens: xn, proj [ntok][dim]; q, att
+ * [ntok][n_head * head_dim]; k, v [ntok][n_kv_head * head_dim]; gate, up
+ * [ntok][hidden]; pos [ntok]; scratch ot_matmul_scratch_bytes for ntok rows
+ * of the widest input of any projection's type. */
+struct ot_llama_buffers {
+    float *xn, *q, *k, *v, *att, *proj, *gate, *up;
+    int32_t *pos;
+    void *scratch;
+};
+
+/* Run decoder layer `layer` over the residual stream x [ntok][dim] in place;
+ * token t reads and extends the cache of slots[t] at slots[t].pos, seeing
+ * positions 0 .. pos of it. Returns 0, or -1 for a position outside its cache. */
+int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d, int64_t layer, float *x,
+                   int64_t ntok, const struct ot_kv_slot *slots, const struct ot_llama_buffers *b);
+
 /* --- vision (ViT) ---------------------------------------------------------
  *
  * Dense float32 ops for the vision transformer. Weights of ot_gemm_f32 are

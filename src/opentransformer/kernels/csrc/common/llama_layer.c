@@ -1,0 +1,173 @@
+/* One Llama-family decoder layer in a single call, so a token step never
+ * returns to Python between ops:
+ *
+ *   n  = RMSNorm(x)                      q, k, v = W_q n (+b), W_k n (+b), W_v n (+b)
+ *   q, k = RoPE(q, pos), RoPE(k, pos)    cache[pos] = k, v
+ *   x += W_o Attn(q, cache)              m = RMSNorm(x)
+ *   x += W_down (SiLU(W_gate m) * W_up m)
+ *
+ * Every token carries its own KV slot (cache and position), so one call runs
+ * a prompt chunk of one sequence or one new token each of several sequences.
+ * Projections that read the same input quantize it once and share one
+ * parallel region.
+ */
+#include <string.h>
+
+#include "ot_internal.h"
+
+/* Weight rows per unit of parallel work (as in the matmul driver). */
+#define UNIT_ROWS (4 * OT_TILE)
+
+struct proj_job {
+    const struct ot_linear *lin;
+    float *y;
+    int64_t units_before; /* units of the jobs before this one */
+};
+
+struct proj_ctx {
+    const struct ot_kernels *kt;
+    const struct proj_job *jobs;
+    int njobs;
+    const uint8_t *x; /* quantized (or float32) input rows */
+    size_t xs;
+    int64_t m;
+};
+
+static void proj_range(void *p, int64_t u0, int64_t u1) {
+    const struct proj_ctx *c = p;
+    int j = 0;
+    for (int64_t u = u0; u < u1; u++) {
+        while (j + 1 < c->njobs && u >= c->jobs[j + 1].units_before)
+            j++;
+        const struct ot_linear *lin = c->jobs[j].lin;
+        const size_t ws = ot_row_bytes(lin->type, lin->k);
+        const int64_t r0 = (u - c->jobs[j].units_before) * UNIT_ROWS;
+        const int64_t r1 = r0 + UNIT_ROWS < lin->n ? r0 + UNIT_ROWS : lin->n;
+        const ot_tile_fn tile = c->kt->tile[lin->type];
+        for (int64_t t = 0; t < c->m; t += OT_TILE) {
+            const int nx = (int)(c->m - t < OT_TILE ? c->m - t : OT_TILE);
+            for (int64_t r = r0; r < r1; r += OT_TILE) {
+                const int nw = (int)(r1 - r < OT_TILE ? r1 - r : OT_TILE);
+                tile(lin->k, (const uint8_t *)lin->w + r * ws, ws, nw, c->x + t * c->xs, c->xs, nx,
+                     c->jobs[j].y + t * lin->n + r, lin->n);
+            }
+        }
+    }
+}
+
+/* y_i[m][n_i] = x[m][k] . W_i^T (+ b_i) for projections of one input and one
+ * weight type: quantize x once, then one parallel sweep over all their rows. */
+static void project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
+                    void *scratch) {
+    const struct ot_kernels *kt = ot_active();
+    const int type = lins[0]->type, act = ot_activation_type(type);
+    const int64_t k = lins[0]->k;
+    struct proj_job jobs[4];
+    int64_t units = 0, work = 0;
+    for (int i = 0; i < count; i++) {
+        jobs[i] = (struct proj_job){lins[i], ys[i], units};
+        units += (lins[i]->n + UNIT_ROWS - 1) / UNIT_ROWS;
+        work += lins[i]->n * k * m;
+    }
+    struct proj_ctx c = {kt, jobs, count, (const uint8_t *)x, (size_t)k * sizeof(float), m};
+    if (act >= 0) {
+        ot_quantize_activations(act, x, m, k, scratch);
+        c.x = scratch;
+        c.xs = ot_row_bytes(act, k);
+    }
+    ot_parallel_for(units, work, proj_range, &c);
+    for (int i = 0; i < count; i++)
+        if (lins[i]->bias)
+            for (int64_t t = 0; t < m; t++)
+                kt->add(ys[i] + t * lins[i]->n, lins[i]->bias, lins[i]->n, ys[i] + t * lins[i]->n);
+}
+
+/* Projections of one input, grouped by weight type (a Q4_K_M file mixes them). */
+static void project_all(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
+                        void *scratch) {
+    for (int i = 0; i < count;) {
+        int j = i + 1;
+        while (j < count && lins[j]->type == lins[i]->type && lins[j]->k == lins[i]->k)
+            j++;
+        project(lins + i, ys + i, j - i, x, m, scratch);
+        i = j;
+    }
+}
+
+struct attn_ctx {
+    const struct ot_kernels *kt;
+    const struct ot_llama_dims *d;
+    const struct ot_kv_slot *slots;
+    int64_t layer, g, per_tok;
+    const float *q;
+    float *out;
+};
+
+static void attn_range(void *p, int64_t i0, int64_t i1) {
+    const struct attn_ctx *c = p;
+    const struct ot_llama_dims *d = c->d;
+    const int64_t hd = d->head_dim, group = d->n_head / d->n_kv_head;
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t t = it / c->per_tok, h = (it % c->per_tok) * c->g, kvh = h / group;
+        const struct ot_kv_slot *s = &c->slots[t];
+        const int64_t base = (c->layer * d->n_kv_head + kvh) * s->capacity * hd;
+        const int64_t off = (t * d->n_head + h) * hd;
+        c->kt->attention(c->q + off, s->k + base, s->v + base, s->pos + 1, hd, c->g, d->attn_scale, c->out + off);
+    }
+}
+
+static void store_kv(const struct ot_llama_dims *d, int64_t layer, const struct ot_kv_slot *slots, int64_t ntok,
+                     const float *k, const float *v) {
+    const int64_t hd = d->head_dim;
+    for (int64_t t = 0; t < ntok; t++) {
+        const struct ot_kv_slot *s = &slots[t];
+        for (int64_t h = 0; h < d->n_kv_head; h++) {
+            const int64_t at = ((layer * d->n_kv_head + h) * s->capacity + s->pos) * hd;
+            memcpy(s->k + at, k + (t * d->n_kv_head + h) * hd, (size_t)hd * sizeof(float));
+            memcpy(s->v + at, v + (t * d->n_kv_head + h) * hd, (size_t)hd * sizeof(float));
+        }
+    }
+}
+
+int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d, int64_t layer, float *x,
+                   int64_t ntok, const struct ot_kv_slot *slots, const struct ot_llama_buffers *b) {
+    const struct ot_kernels *kt = ot_active();
+    const int64_t dim = d->dim;
+    for (int64_t t = 0; t < ntok; t++)
+        if (slots[t].pos < 0 || slots[t].pos >= slots[t].capacity)
+            return -1;
+
+    /* attention sub-layer */
+    ot_rmsnorm(x, L->attn_norm, ntok, dim, d->norm_eps, b->xn);
+    const struct ot_linear *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const qkv_out[3] = {b->q, b->k, b->v};
+    project_all(qkv, qkv_out, 3, b->xn, ntok, b->scratch);
+    int32_t *pos = b->pos;
+    for (int64_t t = 0; t < ntok; t++)
+        pos[t] = (int32_t)slots[t].pos;
+    ot_rope(b->q, pos, ntok, d->n_head, d->head_dim, d->rope_dim, d->inv_freq, d->rope_mscale, d->neox);
+    ot_rope(b->k, pos, ntok, d->n_kv_head, d->head_dim, d->rope_dim, d->inv_freq, d->rope_mscale, d->neox);
+    store_kv(d, layer, slots, ntok, b->k, b->v);
+    /* Query heads of one KV head go together (their keys are read once),
+     * unless that leaves too few items to keep every thread busy. */
+    const int64_t group = d->n_head / d->n_kv_head;
+    const int64_t g = ntok * d->n_kv_head >= 2 * ot_nthreads() ? group : 1;
+    struct attn_ctx ac = {kt, d, slots, layer, g, d->n_head / g, b->q, b->att};
+    ot_parallel_for(ntok * ac.per_tok, OT_PARALLEL_MIN, attn_range, &ac);
+    const struct ot_linear *wo[1] = {&L->wo};
+    float *const wo_out[1] = {b->proj};
+    project_all(wo, wo_out, 1, b->att, ntok, b->scratch);
+    ot_add(x, b->proj, ntok * dim, x);
+
+    /* feed-forward sub-layer */
+    ot_rmsnorm(x, L->ffn_norm, ntok, dim, d->norm_eps, b->xn);
+    const struct ot_linear *gate_up[2] = {&L->w_gate, &L->w_up};
+    float *const gate_up_out[2] = {b->gate, b->up};
+    project_all(gate_up, gate_up_out, 2, b->xn, ntok, b->scratch);
+    ot_silu_mul(b->gate, b->up, ntok * d->hidden, b->gate);
+    const struct ot_linear *down[1] = {&L->w_down};
+    float *const down_out[1] = {b->proj};
+    project_all(down, down_out, 1, b->gate, ntok, b->scratch);
+    ot_add(x, b->proj, ntok * dim, x);
+    return 0;
+}
