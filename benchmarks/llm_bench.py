@@ -3,8 +3,9 @@
     PYTHONPATH=src .venv/bin/python benchmarks/llm_bench.py --threads 2 1 \\
         --llamacpp-python /opt/refvenv/bin/python
 
-Per engine and thread count, in a subprocess of its own (so peak RSS is that
-engine's alone), after one untimed warm-up, over --reps repetitions:
+Per engine and thread count, in subprocesses of its own (so peak RSS is that
+engine's alone), over --reps rounds in which the engines take turns, each
+round a fresh process with one untimed warm-up and one timed repetition:
 
   prefill   a 512-token prompt from an empty cache, last-token logits only
             (ours: the chunked model.forward that generation runs; llama.cpp: eval)
@@ -131,18 +132,24 @@ def worker_llamacpp(model: str, threads: int, prompt_ids: list[int], gen_tokens:
 
 
 def run_reps(prefill, generate, reps: int, load_s: float, info: dict) -> dict:
-    """One untimed warm-up (pages the weights in), then `reps` timed runs of each."""
+    """One untimed warm-up (pages the weights in), then `reps` timed runs of each, interleaved."""
     prefill()
     generate()
-    samples = {"prefill_s": [], "ttft_s": [], "total_s": [], "generated_tokens": []}
+    samples = {"load_s": [load_s], "prefill_s": [], "ttft_s": [], "total_s": [], "generated_tokens": []}
     for _ in range(reps):
         samples["prefill_s"].append(prefill())
-    for _ in range(reps):
         ttft, total, n = generate()
         samples["ttft_s"].append(ttft)
         samples["total_s"].append(total)
         samples["generated_tokens"].append(n)
-    return {**info, "load_s": load_s, "peak_rss_mib": peak_rss_mib(), "samples": samples}
+    return {**info, "peak_rss_mib": peak_rss_mib(), "samples": samples}
+
+
+def merge(results: list[dict]) -> dict:
+    """Rounds of one engine as one result: samples concatenated, the highest peak RSS."""
+    merged = {**results[0], "peak_rss_mib": max(r["peak_rss_mib"] for r in results)}
+    merged["samples"] = {key: [x for r in results for x in r["samples"][key]] for key in results[0]["samples"]}
+    return merged
 
 
 def summarize(result: dict, n_prompt: int) -> dict:
@@ -155,7 +162,7 @@ def summarize(result: dict, n_prompt: int) -> dict:
         "ttft_ms": 1000 * median(s["ttft_s"]),
         "generated_tokens": median(s["generated_tokens"]),
         "peak_rss_mib": result["peak_rss_mib"],
-        "load_s": result["load_s"],
+        "load_s": median(s["load_s"]),
     }
 
 
@@ -202,6 +209,18 @@ def run_worker(python: str, which: str, spec: dict) -> dict:
         return json.loads(out_path.read_text())
 
 
+def measure_rounds(workers: list[tuple[str, str]], spec: dict, rounds: int) -> list[list[dict]]:
+    """Per worker, `rounds` results. The engines take turns, in alternating order, so
+    that load from other processes on a shared machine falls on both alike."""
+    results: list[list[dict]] = [[] for _ in workers]
+    for r in range(rounds):
+        order = list(range(len(workers)))
+        for i in (order if r % 2 == 0 else order[::-1]):
+            python, which = workers[i]
+            results[i].append(run_worker(python, which, spec))
+    return results
+
+
 def llamacpp_python(arg: str | None) -> str | None:
     if arg:
         return arg
@@ -221,13 +240,13 @@ def machine_info() -> dict:
             "platform": platform.platform(), "python": platform.python_version()}
 
 
-ROWS = [  # (label, key, format, higher is better)
-    ("prefill tok/s (512 prompt)", "prefill_tokens_per_second", "{:.1f}", True),
-    ("decode tok/s", "decode_tokens_per_second", "{:.1f}", True),
-    ("time to first token, ms", "ttft_ms", "{:.0f}", False),
-    ("tokens generated", "generated_tokens", "{:.0f}", None),
-    ("peak RSS, MiB", "peak_rss_mib", "{:.0f}", False),
-    ("load, s", "load_s", "{:.2f}", False),
+ROWS = [  # (label, key, format)
+    ("prefill tok/s (512-token prompt)", "prefill_tokens_per_second", "{:.1f}"),
+    ("decode tok/s", "decode_tokens_per_second", "{:.1f}"),
+    ("time to first token, ms", "ttft_ms", "{:.0f}"),
+    ("tokens generated", "generated_tokens", "{:.0f}"),
+    ("peak RSS, MiB", "peak_rss_mib", "{:.0f}"),
+    ("load, s", "load_s", "{:.2f}"),
 ]
 
 
@@ -237,10 +256,10 @@ def print_table(runs: list[dict]) -> None:
 
     table = Table(title="SmolLM2-135M-Instruct Q4_1 — medians")
     for col in ("threads", "metric", "OPENtransformer", "llama.cpp", "ours / llama.cpp"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
+        table.add_column(col, justify="left" if col == "metric" else "right", no_wrap=True)
     for run in runs:
         ours, ref = run["summary"].get("opentransformer"), run["summary"].get("llama.cpp")
-        for label, key, fmt, _ in ROWS:
+        for label, key, fmt in ROWS:
             ratio = f"{ours[key] / ref[key]:.2f}" if ref and ref[key] else "—"
             table.add_row(str(run["threads"]), label, fmt.format(ours[key]),
                           fmt.format(ref[key]) if ref else "—", ratio)
@@ -251,7 +270,7 @@ def print_table(runs: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts to measure (e.g. 2 1)")
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=5, help="rounds per engine; medians over them")
     ap.add_argument("--prompt-tokens", type=int, default=512)
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--model", type=Path, default=default_model_path())
@@ -268,15 +287,16 @@ def main() -> None:
     if args.prompt_tokens + args.gen_tokens > N_CTX:
         ap.error(f"prompt plus generated tokens must fit the {N_CTX}-token context")
 
+    workers = [(sys.executable, "ours")]
     ref_python = llamacpp_python(args.llamacpp_python)
+    if ref_python:
+        workers.append((ref_python, "llamacpp"))
     ids = prompt_ids(args.model, args.prompt_tokens)
     runs = []
     for threads in args.threads:
         spec = {"model": str(args.model), "threads": threads, "prompt_ids": ids, "gen_tokens": args.gen_tokens,
-                "reps": args.reps}
-        engines = [run_worker(sys.executable, "ours", spec)]
-        if ref_python:
-            engines.append(run_worker(ref_python, "llamacpp", spec))
+                "reps": 1}
+        engines = [merge(rounds) for rounds in measure_rounds(workers, spec, args.reps)]
         runs.append({"threads": threads, "engines": engines,
                      "summary": {e["engine"]: summarize(e, len(ids)) for e in engines}})
     print_table(runs)

@@ -43,8 +43,13 @@ def run_greedy(llm, chats: list[dict], max_tokens: int) -> list[dict]:
         ours = list(gen.stats.token_ids)
         rows.append({"ref": ref, "prompt_ids_match": prompt_ids == ref["prompt_ids"], "ids": ours, "text": text,
                      "finish_reason": gen.stats.finish_reason,
-                     "diverge": first_divergence(ref["token_ids"], ours)})
+                     "diverge": first_divergence(ref["token_ids"], ours),
+                     "f32kv_diverge": first_divergence(ref["token_ids"], ref["f32kv_token_ids"])})
     return rows
+
+
+def divergence(index: int | None) -> str:
+    return "—" if index is None else str(index)
 
 
 def fence(text: str) -> str:
@@ -99,17 +104,20 @@ def greedy_section(rows: list[dict], max_tokens: int) -> list[str]:
         "## Greedy chat replies",
         "",
         f"Temperature 0, repeat penalty 1, at most {max_tokens} tokens, the model's chat template. "
-        f"{same} of {len(rows)} replies are token-for-token identical.",
+        f"{same} of {len(rows)} replies are token-for-token identical. Greedy decoding follows near-ties, "
+        "so the last column shows where llama.cpp departs from its own default run when only its KV cache "
+        "changes from float16 to float32.",
         "",
-        "| # | prompt | prompt ids equal | tokens (llama.cpp / ours) | first diverging token |",
-        "|---|---|---|---|---|",
+        "| # | prompt | prompt ids equal | tokens (llama.cpp / ours) | first diverging token, ours "
+        "| same, llama.cpp float32 KV |",
+        "|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rows, 1):
         last = r["ref"]["messages"][-1]["content"]
-        div = "—" if r["diverge"] is None else str(r["diverge"])
         out.append(f"| {i} | {last} | {'yes' if r['prompt_ids_match'] else 'no'} "
-                   f"| {len(r['ref']['token_ids'])} / {len(r['ids'])} | {div} |")
-    out.append("")
+                   f"| {len(r['ref']['token_ids'])} / {len(r['ids'])} | {divergence(r['diverge'])} "
+                   f"| {divergence(r['f32kv_diverge'])} |")
+    out += ["", "\"—\" means identical.", ""]
     for i, r in enumerate(rows, 1):
         out += [f"### {i}. {r['ref']['messages'][-1]['content']}", ""]
         if r["diverge"] is None:

@@ -13,7 +13,8 @@ Writes into tests/fixtures/llamacpp/:
                        the default run's top-100 ids): llama.cpp's own spread under
                        a legitimate change of precision, which calibrates the test
   teacher_forced.json  versions, model file name and sha256, n_ctx, the texts
-  greedy.json          greedy (temperature 0) chat replies, 64 tokens at most
+  greedy.json          greedy (temperature 0) chat replies, 64 tokens at most,
+                       also with the float32 KV cache
 
 Only the top-100 of each distribution is kept at every position: full
 vocabularies for ~3000 positions would be ~600 MB. For this small model the
@@ -306,11 +307,22 @@ def teacher_forced(llm, llm_f32kv, add_bos: bool) -> tuple[dict, dict]:
     return arrays, lengths
 
 
-def greedy_chats(llm) -> list[dict]:
+def greedy_ids(llm, prompt_ids: list[int]) -> list[int]:
     from llama_cpp import llama_cpp as C
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     vocab = C.llama_model_get_vocab(llm.model)
+    generated = []
+    llm.reset()  # no KV reuse from the previous prompt: every reply from an empty cache
+    for tok in llm.generate(prompt_ids, temp=0.0, repeat_penalty=1.0, reset=True):
+        if C.llama_vocab_is_eog(vocab, tok) or len(generated) >= GREEDY_MAX_TOKENS:
+            break
+        generated.append(int(tok))
+    return generated
+
+
+def greedy_chats(llm, llm_f32kv) -> list[dict]:
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
     formatter = Jinja2ChatFormatter(
         template=llm.metadata["tokenizer.chat_template"],
         eos_token=llm.detokenize([llm.token_eos()], special=True).decode(),
@@ -320,11 +332,7 @@ def greedy_chats(llm) -> list[dict]:
     for messages in CHAT_PROMPTS:
         prompt = formatter(messages=messages).prompt
         prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        generated = []
-        for tok in llm.generate(prompt_ids, temp=0.0, repeat_penalty=1.0, reset=True):
-            if C.llama_vocab_is_eog(vocab, tok) or len(generated) >= GREEDY_MAX_TOKENS:
-                break
-            generated.append(int(tok))
+        generated = greedy_ids(llm, prompt_ids)
         out.append({
             "messages": messages,
             "prompt": prompt,
@@ -332,6 +340,7 @@ def greedy_chats(llm) -> list[dict]:
             "token_ids": generated,
             "text": llm.detokenize(generated).decode("utf-8", errors="replace"),
             "finish_reason": "length" if len(generated) >= GREEDY_MAX_TOKENS else "stop",
+            "f32kv_token_ids": greedy_ids(llm_f32kv, prompt_ids),
         })
         print(f"greedy {len(generated):2d} tokens: {out[-1]['text'][:60]!r}")
     return out
@@ -353,10 +362,10 @@ def main() -> None:
                                n_threads_batch=N_THREADS, verbose=False, **options)
 
     llm = load()
+    llm_f32kv = load(type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token", "true") == "true"
-    arrays, lengths = teacher_forced(llm, load(type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32),
-                                     add_bos)
-    chats = greedy_chats(llm)
+    arrays, lengths = teacher_forced(llm, llm_f32kv, add_bos)
+    chats = greedy_chats(llm, llm_f32kv)
 
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / "teacher_forced.npz", **arrays)

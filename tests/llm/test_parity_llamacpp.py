@@ -20,6 +20,7 @@ Run with `pytest -s` to see the measured numbers; docs/parity.md records them.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 from dataclasses import dataclass
@@ -176,7 +177,11 @@ def parity(llm, fixtures) -> dict[str, Parity]:
 
 def test_fixtures_match_model_file(model_path, fixtures):
     meta, _ = fixtures
-    assert meta["model_file"] == model_path.name
+    digest = hashlib.sha256()
+    with open(model_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    assert (model_path.name, digest.hexdigest()) == (meta["model_file"], meta["model_sha256"])
 
 
 def test_token_ids_match_llamacpp(llm, fixtures):
