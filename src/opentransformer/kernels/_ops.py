@@ -48,7 +48,8 @@ class OtKvSlot(Structure):
 
 
 class OtLlamaBuffers(Structure):
-    _fields_ = [(name, c_void_p) for name in ("xn", "q", "k", "v", "att", "proj", "gate", "up", "pos", "scratch")]
+    _fields_ = [(name, c_void_p) for name in ("xn", "q", "k", "v", "att", "proj", "gate", "up", "pos", "scratch",
+                                              "wpack")] + [("wpack_floats", c_size_t)]
 
 
 _SIGNATURES = {

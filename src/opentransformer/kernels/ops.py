@@ -181,6 +181,12 @@ ACT_GELU = 1
 GEMM_NR = 32
 
 
+def llama_wpack_floats(n: int, k: int, threads: int) -> int:
+    """Floats a fused layer needs to expand an n x k projection for a prompt
+    chunk at `threads` threads: the packed panels plus one panel of rows per thread."""
+    return lib.ot_gemm_packed_floats(n, k) + threads * GEMM_NR * k
+
+
 def gemm_pack(w: np.ndarray) -> np.ndarray:
     """Pack a float32 weight W [n, k] (as nn.Linear stores it) for gemm_f32."""
     _check(w, "w")

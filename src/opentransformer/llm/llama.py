@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 
 import numpy as np
 
@@ -64,10 +65,16 @@ class RunState:
                                                            layer.w_up, layer.w_down)] + [weights.output]
         self.scratch = ops.MatmulScratch(max(lib.ot_matmul_scratch_bytes(w.ggml_type, max_batch, w.n_in)
                                              for w in linears))
+        # Prompt chunks expand each weight to float32 panels here (pages are
+        # committed only when a prompt first runs). Sized for every core, so
+        # raising the thread count later still fits.
+        threads = max(ops.threads(), os.cpu_count() or 1)
+        self.wpack = np.zeros(max(ops.llama_wpack_floats(w.n_out, w.n_in, threads) for w in linears), np.float32)
         self.slots_c = (OtKvSlot * max_batch)()
         self.slots = np.frombuffer(self.slots_c, dtype=_SLOT_DTYPE)
         self.buffers = OtLlamaBuffers(*(_addr(a) for a in (self.xn, self.q, self.k, self.v, self.att, self.proj,
-                                                            self.gate, self.up, self.pos, self.scratch.buf)))
+                                                            self.gate, self.up, self.pos, self.scratch.buf,
+                                                            self.wpack)), self.wpack.size)
 
 
 class Llama:

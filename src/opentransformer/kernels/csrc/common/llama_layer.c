@@ -9,11 +9,19 @@
  * Every token carries its own KV slot (cache and position), so one call runs
  * a prompt chunk of one sequence or one new token each of several sequences.
  * Projections that read the same input quantize it once and share one
- * parallel region.
+ * parallel region. From OT_PREFILL_ROWS tokens on, a projection instead
+ * expands its weight to float32 panels and runs the packed float GEMM: the
+ * expansion is paid once per call while the GEMM reuses each panel for every
+ * token, and the float GEMM runs at ~3.5x the rate of the 8-bit block tiles.
  */
+#include <omp.h>
 #include <string.h>
 
 #include "ot_internal.h"
+
+/* Tokens per call from which projections run as float GEMMs (measured:
+ * at 16 rows the expansion still costs more than it saves). */
+#define OT_PREFILL_ROWS 32
 
 /* Weight rows per unit of parallel work (as in the matmul driver). */
 #define UNIT_ROWS (4 * OT_TILE)
@@ -82,9 +90,52 @@ static void project(const struct ot_linear *const *lins, float *const *ys, int c
                 kt->add(ys[i] + t * lins[i]->n, lins[i]->bias, lins[i]->n, ys[i] + t * lins[i]->n);
 }
 
+struct pack_ctx {
+    const struct ot_linear *lin;
+    float *packed, *tmp; /* tmp: OT_GEMM_NR rows of k floats per thread */
+};
+
+static void pack_range(void *p, int64_t p0, int64_t p1) {
+    const struct pack_ctx *c = p;
+    const struct ot_linear *lin = c->lin;
+    const int64_t k = lin->k, nr = OT_GEMM_NR;
+    const size_t rb = ot_row_bytes(lin->type, k);
+    float *tmp = c->tmp + (int64_t)omp_get_thread_num() * nr * k;
+    for (int64_t pn = p0; pn < p1; pn++) {
+        const int64_t r0 = pn * nr, rows = lin->n - r0 < nr ? lin->n - r0 : nr;
+        for (int64_t r = 0; r < rows; r++)
+            ot_active()->dequantize[lin->type]((const uint8_t *)lin->w + (r0 + r) * rb, tmp + r * k, k);
+        float *panel = c->packed + pn * k * nr;
+        for (int64_t i = 0; i < k; i++)
+            for (int64_t r = 0; r < nr; r++)
+                panel[i * nr + r] = r < rows ? tmp[r * k + i] : 0.0f;
+    }
+}
+
+/* y[m][n] = x[m][k] . W^T (+ b) through float32 panels of W (see the top). */
+static void project_f32(const struct ot_linear *lin, float *y, const float *x, int64_t m, float *wpack) {
+    const int64_t npanel = (lin->n + OT_GEMM_NR - 1) / OT_GEMM_NR;
+    struct pack_ctx c = {lin, wpack, wpack + ot_gemm_packed_floats(lin->n, lin->k)};
+    ot_parallel_for(npanel, OT_PARALLEL_MIN, pack_range, &c);
+    ot_active()->gemm_f32(wpack, lin->bias, lin->n, lin->k, x, m, y, OT_ACT_NONE, 0);
+}
+
+size_t ot_llama_wpack_floats(int64_t n, int64_t k) {
+    return ot_gemm_packed_floats(n, k) + (size_t)ot_nthreads() * OT_GEMM_NR * (size_t)k;
+}
+
 /* Projections of one input, grouped by weight type (a Q4_K_M file mixes them). */
 static void project_all(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
-                        void *scratch) {
+                        const struct ot_llama_buffers *b) {
+    int expand = m >= OT_PREFILL_ROWS && b->wpack;
+    for (int i = 0; i < count; i++)
+        expand = expand && ot_llama_wpack_floats(lins[i]->n, lins[i]->k) <= b->wpack_floats;
+    if (expand) {
+        for (int i = 0; i < count; i++)
+            project_f32(lins[i], ys[i], x, m, b->wpack);
+        return;
+    }
+    void *scratch = b->scratch;
     for (int i = 0; i < count;) {
         int j = i + 1;
         while (j < count && lins[j]->type == lins[i]->type && lins[j]->k == lins[i]->k)
@@ -141,7 +192,7 @@ int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d
     ot_rmsnorm(x, L->attn_norm, ntok, dim, d->norm_eps, b->xn);
     const struct ot_linear *qkv[3] = {&L->wq, &L->wk, &L->wv};
     float *const qkv_out[3] = {b->q, b->k, b->v};
-    project_all(qkv, qkv_out, 3, b->xn, ntok, b->scratch);
+    project_all(qkv, qkv_out, 3, b->xn, ntok, b);
     int32_t *pos = b->pos;
     for (int64_t t = 0; t < ntok; t++)
         pos[t] = (int32_t)slots[t].pos;
@@ -156,18 +207,18 @@ int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d
     ot_parallel_for(ntok * ac.per_tok, OT_PARALLEL_MIN, attn_range, &ac);
     const struct ot_linear *wo[1] = {&L->wo};
     float *const wo_out[1] = {b->proj};
-    project_all(wo, wo_out, 1, b->att, ntok, b->scratch);
+    project_all(wo, wo_out, 1, b->att, ntok, b);
     ot_add(x, b->proj, ntok * dim, x);
 
     /* feed-forward sub-layer */
     ot_rmsnorm(x, L->ffn_norm, ntok, dim, d->norm_eps, b->xn);
     const struct ot_linear *gate_up[2] = {&L->w_gate, &L->w_up};
     float *const gate_up_out[2] = {b->gate, b->up};
-    project_all(gate_up, gate_up_out, 2, b->xn, ntok, b->scratch);
+    project_all(gate_up, gate_up_out, 2, b->xn, ntok, b);
     ot_silu_mul(b->gate, b->up, ntok * d->hidden, b->gate);
     const struct ot_linear *down[1] = {&L->w_down};
     float *const down_out[1] = {b->proj};
-    project_all(down, down_out, 1, b->gate, ntok, b->scratch);
+    project_all(down, down_out, 1, b->gate, ntok, b);
     ot_add(x, b->proj, ntok * dim, x);
     return 0;
 }

@@ -144,12 +144,19 @@ struct ot_kv_slot {
 /* Activation buffers for ntok tokens: xn, proj [ntok][dim]; q, att
  * [ntok][n_head * head_dim]; k, v [ntok][n_kv_head * head_dim]; gate, up
  * [ntok][hidden]; pos [ntok]; scratch ot_matmul_scratch_bytes for ntok rows
- * of the widest input of any projection's type. */
+ * of the widest input of any projection's type; wpack, for prompt chunks,
+ * the largest ot_llama_wpack_floats of any projection (NULL: never expand
+ * weights to float32). */
 struct ot_llama_buffers {
     float *xn, *q, *k, *v, *att, *proj, *gate, *up;
     int32_t *pos;
     void *scratch;
+    float *wpack;
+    size_t wpack_floats; /* a projection that needs more runs on 8-bit blocks */
 };
+
+/* Floats of wpack an n x k projection needs (depends on the thread count). */
+size_t ot_llama_wpack_floats(int64_t n, int64_t k);
 
 /* Run decoder layer `layer` over the residual stream x [ntok][dim] in place;
  * token t reads and extends the cache of slots[t] at slots[t].pos, seeing
