@@ -15,7 +15,8 @@ err = Console(stderr=True, highlight=False)
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default="default",
-                   help="'default' (SmolLM2-135M-Instruct), a .gguf file, or a model directory (default: %(default)s)")
+                   help="'default' (SmolLM2-135M-Instruct), a .gguf file, a model directory, or a downloaded repo id "
+                        "(default: %(default)s)")
     p.add_argument("--threads", "-t", type=int, default=None, help="compute threads (default: physical cores)")
     p.add_argument("--ctx", type=int, default=None, help="context size in tokens (default: the model's)")
 
@@ -178,6 +179,112 @@ def cmd_classify(a: argparse.Namespace) -> int:
     return 0
 
 
+def _human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def cmd_env(a: argparse.Namespace) -> int:
+    import os
+
+    from rich.table import Table
+
+    from .kernels import ops
+    from .settings import load_settings, mask_token
+
+    s = load_settings()
+    table = Table("setting", "value", "from")
+    table.columns[1].overflow = "fold"  # paths must stay whole: users copy them
+    table.add_row("home (OPENTRANSFORMER_HOME)", escape(str(s.home)), escape(s.sources["home"]))
+    table.add_row("models", escape(str(s.models_dir)), escape(s.sources["home"]))
+    table.add_row("token (HF_TOKEN)", escape(mask_token(s.hf_token)) if s.hf_token else "not set",
+                  escape(s.sources["hf_token"]))
+    table.add_row("threads (OPENTRANSFORMER_THREADS)", str(s.threads) if s.threads else "all physical cores",
+                  escape(s.sources["threads"]))
+    table.add_row("offline (OPENTRANSFORMER_OFFLINE, HF_HUB_OFFLINE)", "on" if s.offline else "off",
+                  escape(s.sources["offline"]))
+    table.add_row("kernels (OPENTRANSFORMER_ISA)", ops.isa(),
+                  "environment" if os.environ.get("OPENTRANSFORMER_ISA") else "detected from the CPU")
+    Console(highlight=False).print(table)
+    return 0
+
+
+def cmd_download(a: argparse.Namespace) -> int:
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .hub.download import download
+    from .settings import load_settings
+
+    if load_settings().offline:
+        err.print("[dim]offline mode: looking in the local cache only[/dim]")
+    pool = ThreadPoolExecutor(max_workers=1)
+    job = pool.submit(download, a.repo_id, revision=a.revision, token=a.token, include=a.include)
+    pool.shutdown(wait=False)
+    try:
+        path = job.result()
+    except KeyboardInterrupt:
+        # The Hub client's worker threads would finish their files, gigabytes maybe, before the process could
+        # exit. Completed files are already in the cache; the next run clears the partial ones.
+        err.print("[dim]interrupted: files already downloaded are kept; run the same command again to fetch "
+                  "the rest[/dim]")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    Console(highlight=False, soft_wrap=True).print(f"[green]✓[/green] {escape(a.repo_id)} → {escape(str(path))}")
+    return 0
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .hub.registry import list_models, remove_model
+    from .settings import load_settings
+
+    out = Console(highlight=False)
+    if a.models_command == "rm":
+        folder = remove_model(a.name)
+        out.print(f"removed {escape(a.name)} ({escape(str(folder))})")
+        return 0
+    models = list_models()
+    if not models:
+        out.print(f"no models downloaded yet (in {escape(str(load_settings().models_dir))}); "
+                  "fetch one with `opentransformer download REPO_ID`")
+        return 0
+    table = Table("name", "architecture", "size", "tensor types", "path")
+    table.columns[4].overflow = "fold"  # paths must stay whole: users copy them
+    for m in models:
+        name = escape(m.name) + (" [yellow](incomplete: download again)[/yellow]" if m.incomplete else "")
+        table.add_row(name, escape(m.architecture), _human_size(m.size_bytes),
+                      escape(", ".join(m.tensor_types) or "none"), escape(str(m.path)))
+    out.print(table)
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .errors import InvalidRequestError
+    from .serve import ServeSettings, create_app
+    from .serve.settings import api_key_from_env
+
+    try:
+        settings = ServeSettings(model=a.model, vision_model=a.vision_model, host=a.host, port=a.port,
+                                 api_key=api_key_from_env(a.api_key), max_sequences=a.max_sequences,
+                                 max_queue=a.max_queue, ctx=a.ctx, threads=a.threads,
+                                 max_body_bytes=a.max_body_bytes, cors_origins=tuple(a.cors_origin or ()))
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    if settings.api_key is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/yellow] serving on {escape(settings.host)} without an API key")
+    err.print(f"loading {escape(a.model)} …")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opentransformer",
                                      description="Run transformer models on the CPU from quantized files.")
@@ -218,6 +325,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linear-layer weights: float32, or 8-bit q8_0 (default: %(default)s)")
     p.add_argument("--threads", "-t", type=int, default=None, help="compute threads (default: physical cores)")
     p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("env", help="show the resolved settings and where each came from")
+    p.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("download", help="download a model from the Hugging Face Hub (the files inference needs)")
+    p.add_argument("repo_id", metavar="REPO_ID",
+                   help="a Hugging Face model id, e.g. TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+    p.add_argument("--revision", "-r", default=None, help="branch, tag or commit (default: main)")
+    p.add_argument("--token", default=None, help="Hugging Face token (default: HF_TOKEN from the environment or .env)")
+    p.add_argument("--include", "-i", action="append", default=None, metavar="PATTERN",
+                   help="also fetch files matching this glob, e.g. '*Q4_K_M.gguf'; repeat for several")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("models", help="list downloaded models; `models rm NAME` removes one")
+    models_sub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    rm = models_sub.add_parser("rm", help="remove a downloaded model")
+    rm.add_argument("name", metavar="NAME", help="the model's repo id, as `opentransformer models` lists it")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("serve", help="serve OpenAI-compatible HTTP APIs and a chat page")
+    p.add_argument("--model", "-m", default="default",
+                   help="'default' (SmolLM2-135M-Instruct), a .gguf file, or a model directory (default: %(default)s)")
+    p.add_argument("--vision-model", default=None, help="also serve /v1/images/classify with this ViT model")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, loopback)")
+    p.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    p.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' (default: $OPENTRANSFORMER_API_KEY, else none)")
+    p.add_argument("--max-sequences", type=int, default=8, help="sequences decoded at once (default: %(default)s)")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="requests waiting beyond those before 429 (default: %(default)s)")
+    p.add_argument("--ctx", type=int, default=None, help="context per sequence in tokens (default: the model's)")
+    p.add_argument("--threads", "-t", type=int, default=None, help="compute threads (default: physical cores)")
+    p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024,
+                   help="largest request body (default: %(default)s)")
+    p.add_argument("--cors-origin", action="append", default=None,
+                   help="allow browser requests from this origin; repeat for several (default: CORS off)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

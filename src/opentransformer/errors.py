@@ -24,3 +24,19 @@ class ContextLengthError(OpenTransformerError):
 
 class InvalidRequestError(OpenTransformerError):
     """A bad argument: sampling option out of range, empty prompt, malformed messages."""
+
+
+class HubError(OpenTransformerError):
+    """A request to the Hugging Face Hub that failed."""
+
+
+class HubAuthError(HubError):
+    """The Hub refused access: token missing, rejected, or lacking rights; gated repository."""
+
+
+class HubNotFoundError(HubError):
+    """The Hub has no such repository, revision or file."""
+
+
+class HubConnectionError(HubError):
+    """The Hub cannot be reached: no network, or offline mode with nothing cached."""

@@ -1,17 +1,22 @@
 """Settings from environment variables and a `.env` file.
 
 Lookup order for each key: the process environment, then `.env` in the
-working directory, then `.env` in the home directory.
+working directory, then `.env` in the home directory. Each resolved value
+remembers where it came from, so `opentransformer env` can say why a
+setting has the value it has.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidRequestError
 
 _TRUE = {"1", "true", "yes", "on"}
+DEFAULT = "default"
+ENVIRONMENT = "environment"
+OFFLINE_FLAGS = ("OPENTRANSFORMER_OFFLINE", "HF_HUB_OFFLINE")
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -34,20 +39,61 @@ class Settings:
     hf_token: str | None
     threads: int | None
     offline: bool
+    offline_flag: str | None = None  # the variable that turned offline mode on, to name it in messages
+    # Setting name -> "environment", "default", or the .env file it was read from.
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
 
 
+def mask_token(token: str) -> str:
+    """Enough of a token to tell two apart (`hf_…abcd`), never enough to use it."""
+    if len(token) < 12:
+        return "(set, hidden)"
+    return f"{token[:3]}…{token[-4:]}"
+
+
+def _layers() -> list[tuple[str, dict[str, str]]]:
+    """Sources from lowest to highest precedence."""
+    home_env, cwd_env = Path.home() / ".env", Path.cwd() / ".env"
+    layers = [(str(home_env), _read_dotenv(home_env))]
+    if cwd_env.resolve() != home_env.resolve():
+        layers.append((str(cwd_env), _read_dotenv(cwd_env)))
+    layers.append((ENVIRONMENT, dict(os.environ)))
+    return layers
+
+
 def load_settings() -> Settings:
-    env = {**_read_dotenv(Path.home() / ".env"), **_read_dotenv(Path.cwd() / ".env"), **os.environ}
-    threads = env.get("OPENTRANSFORMER_THREADS")
+    values: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for source, layer in _layers():
+        for key, value in layer.items():
+            values[key] = value
+            origin[key] = source if source == ENVIRONMENT else f".env ({source})"
+
+    def where(key: str) -> str:
+        return origin[key] if key in origin else DEFAULT
+
+    sources: dict[str, str] = {}
+    threads = values.get("OPENTRANSFORMER_THREADS", "").strip() or None
     if threads is not None:
         if not threads.isdigit() or int(threads) < 1:
-            raise InvalidRequestError(f"OPENTRANSFORMER_THREADS must be a positive integer, got {threads!r}")
-    home = Path(env.get("OPENTRANSFORMER_HOME") or Path.home() / ".cache" / "opentransformer").expanduser()
-    offline = (env.get("OPENTRANSFORMER_OFFLINE", "").lower() in _TRUE
-               or env.get("HF_HUB_OFFLINE", "").lower() in _TRUE)
-    return Settings(home=home, hf_token=env.get("HF_TOKEN") or None, threads=int(threads) if threads else None,
-                    offline=offline)
+            raise InvalidRequestError(f"OPENTRANSFORMER_THREADS must be a positive integer, got {threads!r} "
+                                      f"(from {where('OPENTRANSFORMER_THREADS')})")
+        sources["threads"] = where("OPENTRANSFORMER_THREADS")
+    else:
+        sources["threads"] = DEFAULT
+
+    home_value = values.get("OPENTRANSFORMER_HOME")
+    home = Path(home_value or Path.home() / ".cache" / "opentransformer").expanduser()
+    sources["home"] = where("OPENTRANSFORMER_HOME") if home_value else DEFAULT
+
+    token = values.get("HF_TOKEN") or None
+    sources["hf_token"] = where("HF_TOKEN") if token else DEFAULT
+
+    on = [flag for flag in OFFLINE_FLAGS if values.get(flag, "").strip().lower() in _TRUE]
+    sources["offline"] = f"{on[0]}, {where(on[0])}" if on else DEFAULT
+    return Settings(home=home, hf_token=token, threads=int(threads) if threads else None, offline=bool(on),
+                    offline_flag=on[0] if on else None, sources=sources)

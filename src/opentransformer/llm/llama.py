@@ -122,11 +122,8 @@ class Llama:
         hn = ops.rmsnorm(h, self.w.output_norm, self.cfg.norm_eps)
         return ops.matmul(out.ggml_type, out.data, out.n_out, out.n_in, hn, scratch=self.state.scratch)
 
-    def forward(self, tokens: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
-        """Run `tokens` (at most max_batch) after the cache's current positions.
-
-        Returns logits [ntok, vocab] if all_logits, else [1, vocab] for the last token.
-        """
+    def _extend(self, tokens: np.ndarray, cache: KVCache) -> np.ndarray:
+        """Run `tokens` (at most max_batch) after the cache's current positions; h_L [ntok, dim]."""
         n = len(tokens)
         pos0 = cache.length
         if pos0 + n > cache.capacity:
@@ -137,7 +134,16 @@ class Llama:
         h = self._layers(tokens)
         cache.length = pos0 + n
         cache.tokens.extend(int(t) for t in tokens)
-        return self._logits(h if all_logits else h[n - 1:n])
+        return h
+
+    def forward(self, tokens: np.ndarray, cache: KVCache, all_logits: bool = False) -> np.ndarray:
+        """Logits [ntok, vocab] if all_logits, else [1, vocab] for the last token."""
+        h = self._extend(tokens, cache)
+        return self._logits(h if all_logits else h[-1:])
+
+    def hidden_states(self, tokens: np.ndarray, cache: KVCache) -> np.ndarray:
+        """RMSNorm(h_L) [ntok, dim]: the normalised final hidden states (for embeddings)."""
+        return ops.rmsnorm(self._extend(tokens, cache), self.w.output_norm, self.cfg.norm_eps)
 
     def decode(self, tokens: list[int], caches: list[KVCache]) -> np.ndarray:
         """One new token for each of several sequences in one step: logits [len(tokens), vocab]."""
