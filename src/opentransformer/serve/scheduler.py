@@ -295,13 +295,15 @@ class Scheduler:
             self._advance(seq, logits)
 
     def step(self, seqs: list[Sequence]) -> None:
-        """Advance each decoding sequence by one token. One forward per sequence
-        today; with the multi-sequence decode step this becomes one call,
-        model.decode([s.pending for s in seqs], [s.cache for s in seqs]), whose
-        rows go to _advance in the same way."""
-        for seq in seqs:
-            logits = self.model.forward(np.asarray([seq.pending], np.int32), seq.cache)[-1]
-            self._advance(seq, logits)
+        """Advance every decoding sequence by one token in one batched model
+        call (continuous batching: each row reads its own KV cache)."""
+        if not seqs:
+            return
+        for start in range(0, len(seqs), self.model.max_batch):
+            batch = seqs[start:start + self.model.max_batch]
+            logits = self.model.decode([s.pending for s in batch], [s.cache for s in batch])
+            for seq, row in zip(batch, logits):
+                self._advance(seq, row)
 
     def _advance(self, seq: Sequence, logits: np.ndarray) -> None:
         """Choose the sequence's next token from its logits and emit what it adds."""

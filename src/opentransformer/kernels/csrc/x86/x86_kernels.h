@@ -71,31 +71,21 @@ OT_INLINE __m256i nibbles16(const uint8_t *qs) {
     return _mm256_and_si256(_mm256_setr_m128i(b, _mm_srli_epi16(b, 4)), _mm256_set1_epi8(0xF));
 }
 
-/* Accumulators acc[u][r][c]: small tiles keep U independent sets, one per
- * block of U consecutive blocks, so the FMA latency chain does not bound a
- * single-row product; the sets are summed at the end. */
-#define ACC_DECL(NR, NC)                                                            \
-    const int U = (NR) * (NC) == 1 ? 4 : (NR) * (NC) == 2 ? 2 : 1;                  \
-    __m256 acc[4][4][OT_MAXC];                                                      \
-    for (int u = 0; u < U; u++)                                                     \
-        for (int r = 0; r < NR; r++)                                                \
-            for (int c = 0; c < NC; c++)                                            \
-                acc[u][r][c] = _mm256_setzero_ps()
+/* Accumulators acc[r][c], one per (weight row, activation row), each
+ * summing its blocks in order: a result does not depend on the tile shape,
+ * so a token's logits are the same whichever tokens share its step. */
+#define ACC_DECL(NR, NC)                          \
+    __m256 acc[4][OT_MAXC];                       \
+    for (int r = 0; r < NR; r++)                  \
+        for (int c = 0; c < NC; c++)              \
+            acc[r][c] = _mm256_setzero_ps()
 
-/* for each block i (with its accumulator set u) of nb */
-#define FOR_BLOCKS(nb)                                   \
-    for (int64_t i0 = 0; i0 < (nb); i0 += U)             \
-        _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) \
-            for (int64_t i = i0 + u; i < i0 + u + 1 && i < (nb); i++)
+#define FOR_BLOCKS(nb) for (int64_t i = 0; i < (nb); i++)
 
-#define STORE_ACC(NR, NC, extra)                                    \
-    for (int r = 0; r < NR; r++)                                    \
-        for (int c = 0; c < NC; c++) {                              \
-            __m256 sum = acc[0][r][c];                              \
-            for (int u = 1; u < U; u++)                             \
-                sum = _mm256_add_ps(sum, acc[u][r][c]);             \
-            y[c * ldy + r] = hsum(sum) + (extra);                   \
-        }
+#define STORE_ACC(NR, NC, extra)                  \
+    for (int r = 0; r < NR; r++)                  \
+        for (int c = 0; c < NC; c++)              \
+            y[c * ldy + r] = hsum(acc[r][c]) + (extra);
 
 #define KERNEL_ARGS int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *y, int64_t ldy
 
@@ -118,8 +108,8 @@ OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) {
             const __m256i q = nibbles16(a->qs);
             const float dw = half(a->d);
             for (int c = 0; c < NC; c++)
-                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(dot_us(seed[c], q, xq[c])),
-                                            acc[u][r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(dot_us(seed[c], q, xq[c])),
+                                            acc[r][c]);
         }
     }
     STORE_ACC(NR, NC, 0.0f);
@@ -128,7 +118,7 @@ OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) {
 /* --- Q4_1 x Q8_1: d_w d_x sum q y + m_w s_x per block. */
 OT_INLINE void q4_1_kern(KERNEL_ARGS, const int NR, const int NC) {
     ACC_DECL(NR, NC);
-    float mins[4][4][OT_MAXC] = {{{0}}};
+    float mins[4][OT_MAXC] = {{0}};
     FOR_BLOCKS(k / QK) {
         __m256i xq[OT_MAXC];
         float dx[OT_MAXC], sx[OT_MAXC];
@@ -144,12 +134,12 @@ OT_INLINE void q4_1_kern(KERNEL_ARGS, const int NR, const int NC) {
             const float dw = half(a->d), mw = half(a->m);
             for (int c = 0; c < NC; c++) {
                 const __m256i p = dot_us(_mm256_setzero_si256(), q, xq[c]);
-                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[u][r][c]);
-                mins[u][r][c] += mw * sx[c];
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
+                mins[r][c] += mw * sx[c];
             }
         }
     }
-    STORE_ACC(NR, NC, mins[0][r][c] + mins[1][r][c] + mins[2][r][c] + mins[3][r][c]);
+    STORE_ACC(NR, NC, mins[r][c]);
 }
 
 /* --- Q8_0 x Q8_0: signed x signed through |w| and y with w's sign. */
@@ -169,7 +159,7 @@ OT_INLINE void q8_0_kern(KERNEL_ARGS, const int NR, const int NC) {
             const float dw = half(a->d);
             for (int c = 0; c < NC; c++) {
                 const __m256i p = dot_us(_mm256_setzero_si256(), aq, _mm256_sign_epi8(xq[c], q));
-                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[u][r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
             }
         }
     }
@@ -205,8 +195,8 @@ OT_INLINE void q4_K_kern(KERNEL_ARGS, const int NR, const int NC) {
                 for (int j = 0; j < 8; j++)
                     isum = _mm256_add_epi32(isum, dot_scaled(q[j], load256(b[c]->qs + 32 * j), scales2(sc[j], sc[j])));
                 const __m256i msum = _mm256_madd_epi16(load256(b[c]->bsums), mins);
-                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[u][r][c]);
-                acc[u][r][c] = _mm256_fnmadd_ps(_mm256_set1_ps(dmw * b[c]->d), _mm256_cvtepi32_ps(msum), acc[u][r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[r][c]);
+                acc[r][c] = _mm256_fnmadd_ps(_mm256_set1_ps(dmw * b[c]->d), _mm256_cvtepi32_ps(msum), acc[r][c]);
             }
         }
     }
@@ -243,7 +233,7 @@ OT_INLINE void q6_K_kern(KERNEL_ARGS, const int NR, const int NC) {
                                                              scales2(a->scales[2 * v], a->scales[2 * v + 1])));
                 const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(load256(b[c]->bsums), sc16), 5);
                 isum = _mm256_sub_epi32(isum, off);
-                acc[u][r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[u][r][c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[r][c]);
             }
         }
     }
@@ -274,7 +264,7 @@ OT_INLINE float wat_bf16(const uint8_t *p, int64_t i) { return ot_bf16_to_fp32((
             for (int r = 0; r < NR; r++) {                                                              \
                 const __m256 wv = wload_##name(w + r * ws, 8 * i);                                      \
                 for (int c = 0; c < NC; c++)                                                            \
-                    acc[u][r][c] = _mm256_fmadd_ps(wv, xv[c], acc[u][r][c]);                            \
+                    acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);                            \
             }                                                                                           \
         }                                                                                               \
         STORE_ACC(NR, NC, 0.0f);                                                                        \
