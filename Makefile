@@ -39,7 +39,9 @@ test: setup-test
 build:
 	cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build/dev
-	cp build/dev/libotkernels.so src/opentransformer/kernels/
+	# a rename, not an overwrite: processes that have the old library mapped keep it
+	cp build/dev/libotkernels.so src/opentransformer/kernels/libotkernels.so.new
+	mv -f src/opentransformer/kernels/libotkernels.so.new src/opentransformer/kernels/libotkernels.so
 
 bench: setup
 	$(PY) benchmarks/llm_bench.py
