@@ -4,7 +4,8 @@ Tolerances, relative to the largest reference magnitude: 1e-5 for rmsnorm,
 softmax, silu_mul and rope (float32 rounding of a few operations per
 element, expf/cosf within a few ulp); 0 for add (one float32 rounding, the
 same as numpy's); 2e-5 for attention (float32 dot products of head_dim terms
-and sums over up to ~100 keys).
+and sums over up to ~100 keys; the float16 cache values are exact inputs to
+both sides, float32 and float16 caches alike).
 """
 import numpy as np
 import pytest
@@ -68,12 +69,14 @@ def test_rope(isa, head_dim, rope_dim, neox, ntok, mscale):
 @pytest.mark.parametrize("head_dim", [64, 48])
 @pytest.mark.parametrize("ntok,pos0", [(1, 0), (1, 130), (5, 3), (7, 100), (33, 0)])
 @pytest.mark.parametrize("n_head,n_kv", [(9, 3), (4, 4)])
-def test_attention(isa, head_dim, ntok, pos0, n_head, n_kv):
+@pytest.mark.parametrize("kv_dtype", [np.float16, np.float32])
+def test_attention(isa, head_dim, ntok, pos0, n_head, n_kv, kv_dtype):
     rng = np.random.default_rng(head_dim + ntok + pos0 + n_head)
     capacity = pos0 + ntok + 11  # rows past the causal horizon hold garbage the kernel must not read
     q = rand(rng, ntok, n_head, head_dim, scale=2.0)
-    k_cache, v_cache = rand(rng, n_kv, capacity, head_dim, scale=2.0), rand(rng, n_kv, capacity, head_dim)
-    k_cache[:, pos0 + ntok:] = 1e30
+    k_cache = rand(rng, n_kv, capacity, head_dim, scale=2.0).astype(kv_dtype)
+    v_cache = rand(rng, n_kv, capacity, head_dim).astype(kv_dtype)
+    k_cache[:, pos0 + ntok:] = np.inf
     v_cache[:, pos0 + ntok:] = np.nan
     out = poisoned(ntok, n_head, head_dim)
     ops.attention(q, k_cache, v_cache, pos0, head_dim ** -0.5, out=out)

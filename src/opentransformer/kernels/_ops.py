@@ -40,7 +40,7 @@ class OtLlamaLayer(Structure):
 class OtLlamaDims(Structure):
     _fields_ = [(name, c_int64) for name in ("dim", "n_head", "n_kv_head", "head_dim", "hidden", "rope_dim")] + [
         ("norm_eps", c_float), ("attn_scale", c_float), ("rope_mscale", c_float), ("neox", c_int32),
-        ("inv_freq", c_void_p)]
+        ("inv_freq", c_void_p), ("kv_type", c_int32)]
 
 
 class OtKvSlot(Structure):
@@ -65,6 +65,7 @@ _SIGNATURES = {
     "ot_dequantize": (None, [c_int, c_void_p, c_int64, c_int64, c_void_p]),
     "ot_activation_type": (c_int, [c_int]),
     "ot_quantize_activations": (None, [c_int, c_void_p, c_int64, c_int64, c_void_p]),
+    "ot_quantize_weights": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p]),
     "ot_matmul_scratch_bytes": (c_size_t, [c_int, c_int64, c_int64]),
     "ot_matmul": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_void_p]),
     "ot_rmsnorm": (None, [c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
@@ -74,7 +75,7 @@ _SIGNATURES = {
     "ot_rope": (None, [c_void_p, c_void_p, c_int64, c_int64, c_int64, c_int64, c_void_p, c_float, c_int]),
     "ot_llama_layer": (c_int, [POINTER(OtLlamaLayer), POINTER(OtLlamaDims), c_int64, c_void_p, c_int64,
                                c_void_p, POINTER(OtLlamaBuffers)]),
-    "ot_attention": (None, [c_void_p, c_void_p, c_void_p, c_void_p, c_int64, c_int64, c_int64, c_int64,
+    "ot_attention": (None, [c_void_p, c_void_p, c_void_p, c_int, c_void_p, c_int64, c_int64, c_int64, c_int64,
                             c_int64, c_int64, c_float]),
     "ot_gemm_packed_floats": (c_size_t, [c_int64, c_int64]),
     "ot_gemm_pack": (None, [c_void_p, c_int64, c_int64, c_void_p]),

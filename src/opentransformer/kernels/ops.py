@@ -74,6 +74,16 @@ def quantize_activations(weight_type: int, x: np.ndarray) -> tuple[int, np.ndarr
     return act, out
 
 
+def quantize_weights(ggml_type: int, x: np.ndarray) -> np.ndarray:
+    """Weights x [rows, n] float32 -> raw blocks [rows, row bytes] uint8 (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)."""
+    _check(x, "x")
+    rows, n = x.shape
+    out = np.empty((rows, row_bytes(ggml_type, n)), dtype=np.uint8)
+    if lib.ot_quantize_weights(int(ggml_type), _ptr(x), rows, n, _ptr(out)) != 0:
+        raise ValueError(f"type {ggml_type} has no weight quantizer for rows of {n}")
+    return out
+
+
 class MatmulScratch:
     """Grow-only scratch for activation quantization, reused across calls."""
 
@@ -159,10 +169,13 @@ def rope(x: np.ndarray, pos: np.ndarray, inv_freq: np.ndarray, rope_dim: int, ms
 
 def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos0: int, scale: float,
               out: np.ndarray | None = None) -> np.ndarray:
-    """Causal GQA attention. q [ntok, n_head, hd]; caches [n_kv, capacity, hd]."""
+    """Causal GQA attention. q [ntok, n_head, hd]; caches [n_kv, capacity, hd], both float32 or both float16."""
     _check(q, "q")
-    _check(k_cache, "k_cache")
-    _check(v_cache, "v_cache")
+    kv_type = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}.get(k_cache.dtype)
+    if kv_type is None:
+        raise ValueError(f"attention: the caches must be float32 or float16, got {k_cache.dtype}")
+    _check(k_cache, "k_cache", k_cache.dtype)
+    _check(v_cache, "v_cache", k_cache.dtype)
     ntok, n_head, hd = q.shape
     n_kv, capacity, _ = k_cache.shape
     if pos0 + ntok > capacity:
@@ -170,7 +183,7 @@ def attention(q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, pos0: int
     if out is None:
         out = np.empty_like(q)
     _check(out, "out")
-    lib.ot_attention(_ptr(q), _ptr(k_cache), _ptr(v_cache), _ptr(out), ntok, n_head, n_kv, hd, capacity, pos0, scale)
+    lib.ot_attention(_ptr(q), _ptr(k_cache), _ptr(v_cache), kv_type, _ptr(out), ntok, n_head, n_kv, hd, capacity, pos0, scale)
     return out
 
 

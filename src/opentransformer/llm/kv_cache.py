@@ -1,8 +1,11 @@
 """KVCache: the keys and values of one sequence, laid out for attention.
 
 Per layer the cache is [n_kv_heads][capacity][head_dim], so attention reads
-each head's keys as one contiguous run. Allocated once for the full capacity
-(pages are committed by the OS only as positions fill), never reallocated.
+each head's keys as one contiguous run. Its element type is float16 for
+quantized models (as llama.cpp keeps it: half the bytes attention reads) and
+float32 for models kept in float32, whose results must match float32 math. The decoder layer writes it (kernels/csrc/
+common/llama_layer.c). Allocated once for the full capacity (pages are
+committed by the OS only as positions fill), never reallocated.
 """
 from __future__ import annotations
 
@@ -12,19 +15,13 @@ from .config import LlamaConfig
 
 
 class KVCache:
-    def __init__(self, cfg: LlamaConfig, capacity: int):
+    def __init__(self, cfg: LlamaConfig, capacity: int, dtype=np.float16):
         shape = (cfg.n_layers, cfg.n_kv_heads, capacity, cfg.head_dim)
-        self.k = np.zeros(shape, dtype=np.float32)
-        self.v = np.zeros(shape, dtype=np.float32)
+        self.k = np.zeros(shape, dtype=dtype)
+        self.v = np.zeros(shape, dtype=dtype)
         self.capacity = capacity
         self.length = 0  # positions 0 .. length-1 hold valid keys and values
         self.tokens: list[int] = []  # the token at each valid position
-
-    def store(self, layer: int, pos0: int, k: np.ndarray, v: np.ndarray) -> None:
-        """k, v: [ntok, n_kv_heads, head_dim] for positions pos0 .. pos0+ntok-1."""
-        n = k.shape[0]
-        self.k[layer, :, pos0:pos0 + n] = k.transpose(1, 0, 2)
-        self.v[layer, :, pos0:pos0 + n] = v.transpose(1, 0, 2)
 
     def truncate(self, length: int) -> None:
         """Forget positions from `length` on (a prompt that shares only a prefix)."""

@@ -28,6 +28,7 @@ from ..runtime.weights import Linear
 from .config import LlamaConfig
 from .kv_cache import KVCache
 
+GGML_F32, GGML_F16 = 0, 1
 _SLOT_DTYPE = np.dtype([("k", np.uintp), ("v", np.uintp), ("capacity", np.int64), ("pos", np.int64)])
 
 
@@ -83,9 +84,14 @@ class Llama:
         self.w = weights
         self.state = RunState(cfg, weights, max_batch)
         self.inv_freq = cfg.rope.inv_freq()
+        # float16 keys and values, as llama.cpp keeps them, unless the model
+        # is kept in float32: then its results must be float32 math throughout.
+        full_precision = all(w.ggml_type == GGML_F32 for layer in weights.layers
+                             for w in (layer.wq, layer.wk, layer.wv))
+        self.kv_dtype = np.float32 if full_precision else np.float16
         self.dims = OtLlamaDims(cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim, cfg.rope.dim,
                                 cfg.norm_eps, 1.0 / math.sqrt(cfg.head_dim), 1.0, int(cfg.rope.neox),
-                                _addr(self.inv_freq))
+                                _addr(self.inv_freq), GGML_F32 if full_precision else GGML_F16)
         self.layers = [_layer_desc(layer) for layer in weights.layers]
         self._embed_raw = weights.token_embedding.data.reshape(-1).view(np.uint8)
         self._embed_row_bytes = ops.row_bytes(weights.token_embedding.ggml_type, cfg.dim)
@@ -95,7 +101,7 @@ class Llama:
         return self.state.max_batch
 
     def new_cache(self, capacity: int) -> KVCache:
-        return KVCache(self.cfg, capacity)
+        return KVCache(self.cfg, capacity, self.kv_dtype)
 
     def _embed(self, tokens: np.ndarray, out: np.ndarray) -> None:
         table = self.w.token_embedding

@@ -15,7 +15,6 @@ from ..runtime.loader import llama_config_from_gguf, load_llama_weights
 from .chat import ChatTemplate
 from .config import LlamaConfig
 from .generation import Generation
-from .kv_cache import KVCache
 from .llama import Llama
 from .sampling import SamplingParams
 from .tokenizer import Tokenizer
@@ -36,12 +35,16 @@ class LLM:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_gguf(cls, path: Path, n_ctx: int | None = None) -> "LLM":
+    def from_gguf(cls, path: Path, n_ctx: int | None = None, tokenizer: Tokenizer | None = None,
+                  chat_template: str | None = None) -> "LLM":
+        """The model in a GGUF file. `tokenizer` and `chat_template`, where given, replace the file's own
+        (a file converted from a Hugging Face directory runs with that directory's tokenizer files)."""
         gf = GGUFFile(path)
         cfg = llama_config_from_gguf(gf)
         weights = load_llama_weights(gf, cfg)
-        tokenizer = Tokenizer.from_gguf(gf.metadata, str(path))
-        template = ChatTemplate.for_model(gf.get("tokenizer.chat_template"), tokenizer)
+        if tokenizer is None:
+            tokenizer = Tokenizer.from_gguf(gf.metadata, str(path))
+        template = ChatTemplate.for_model(chat_template or gf.get("tokenizer.chat_template"), tokenizer)
         n_ctx = min(n_ctx or cfg.context_length, cfg.context_length)
         return cls(path, cfg, Llama(cfg, weights, PREFILL_BATCH), tokenizer, template, n_ctx)
 
@@ -67,7 +70,7 @@ class LLM:
         if arr.size > self.n_ctx:
             raise ContextLengthError(f"{arr.size} tokens exceed the context of {self.n_ctx}")
         with self._lock:
-            cache = KVCache(self.config, arr.size)
+            cache = self.model.new_cache(arr.size)
             out = np.empty((arr.size, self.config.vocab_size), np.float32)
             for start in range(0, arr.size, PREFILL_BATCH):
                 chunk = arr[start:start + PREFILL_BATCH]

@@ -102,9 +102,10 @@ void ot_rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, int64_t 
         ot_parallel_for(ntok, ntok * nhead * head_dim, rope_range, &c);
 }
 
-void ot_attention(const float *q, const float *k, const float *v, float *out, int64_t ntok, int64_t n_head,
+void ot_attention(const float *q, const void *k, const void *v, int kv_type, float *out, int64_t ntok, int64_t n_head,
                   int64_t n_kv_head, int64_t head_dim, int64_t kv_stride, int64_t pos0, float scale) {
-    const ot_attn_fn attn = ot_active()->attention;
+    const ot_attn_fn attn = kv_type == OT_F16 ? ot_active()->attention_f16 : ot_active()->attention_f32;
+    const size_t esize = kv_type == OT_F16 ? 2 : 4;
     const int nth = ot_nthreads();
     const int64_t group = n_head / n_kv_head;
     /* Query heads of one KV head go together (their keys are read once),
@@ -115,7 +116,8 @@ void ot_attention(const float *q, const float *k, const float *v, float *out, in
     for (int64_t it = 0; it < ntok * per_tok; it++) {
         const int64_t t = it / per_tok, h = (it % per_tok) * g, kvh = h / group;
         const int64_t off = (t * n_head + h) * head_dim;
-        attn(q + off, k + kvh * kv_stride * head_dim, v + kvh * kv_stride * head_dim, pos0 + t + 1, head_dim, g,
+        const size_t at = (size_t)(kvh * kv_stride * head_dim) * esize;
+        attn(q + off, (const char *)k + at, (const char *)v + at, pos0 + t + 1, head_dim, g,
              scale, out + off);
     }
 }

@@ -146,7 +146,8 @@ static void project_all(const struct ot_linear *const *lins, float *const *ys, i
 }
 
 struct attn_ctx {
-    const struct ot_kernels *kt;
+    ot_attn_fn attn;
+    size_t esize; /* bytes per cache element */
     const struct ot_llama_dims *d;
     const struct ot_kv_slot *slots;
     int64_t layer, g, per_tok;
@@ -161,9 +162,10 @@ static void attn_range(void *p, int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; it++) {
         const int64_t t = it / c->per_tok, h = (it % c->per_tok) * c->g, kvh = h / group;
         const struct ot_kv_slot *s = &c->slots[t];
-        const int64_t base = (c->layer * d->n_kv_head + kvh) * s->capacity * hd;
+        const size_t base = (size_t)((c->layer * d->n_kv_head + kvh) * s->capacity * hd) * c->esize;
         const int64_t off = (t * d->n_head + h) * hd;
-        c->kt->attention(c->q + off, s->k + base, s->v + base, s->pos + 1, hd, c->g, d->attn_scale, c->out + off);
+        c->attn(c->q + off, (const char *)s->k + base, (const char *)s->v + base, s->pos + 1, hd, c->g,
+                d->attn_scale, c->out + off);
     }
 }
 
@@ -174,8 +176,16 @@ static void store_kv(const struct ot_llama_dims *d, int64_t layer, const struct 
         const struct ot_kv_slot *s = &slots[t];
         for (int64_t h = 0; h < d->n_kv_head; h++) {
             const int64_t at = ((layer * d->n_kv_head + h) * s->capacity + s->pos) * hd;
-            memcpy(s->k + at, k + (t * d->n_kv_head + h) * hd, (size_t)hd * sizeof(float));
-            memcpy(s->v + at, v + (t * d->n_kv_head + h) * hd, (size_t)hd * sizeof(float));
+            const float *kt = k + (t * d->n_kv_head + h) * hd, *vt = v + (t * d->n_kv_head + h) * hd;
+            if (d->kv_type == OT_F16) {
+                for (int64_t i = 0; i < hd; i++) {
+                    ((uint16_t *)s->k)[at + i] = ot_fp32_to_fp16(kt[i]);
+                    ((uint16_t *)s->v)[at + i] = ot_fp32_to_fp16(vt[i]);
+                }
+            } else {
+                memcpy((float *)s->k + at, kt, (size_t)hd * sizeof(float));
+                memcpy((float *)s->v + at, vt, (size_t)hd * sizeof(float));
+            }
         }
     }
 }
@@ -203,7 +213,9 @@ int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d
      * unless that leaves too few items to keep every thread busy. */
     const int64_t group = d->n_head / d->n_kv_head;
     const int64_t g = ntok * d->n_kv_head >= 2 * ot_nthreads() ? group : 1;
-    struct attn_ctx ac = {kt, d, slots, layer, g, d->n_head / g, b->q, b->att};
+    const int f16 = d->kv_type == OT_F16;
+    struct attn_ctx ac = {f16 ? kt->attention_f16 : kt->attention_f32, f16 ? 2 : 4, d, slots, layer, g,
+                          d->n_head / g, b->q, b->att};
     ot_parallel_for(ntok * ac.per_tok, OT_PARALLEL_MIN, attn_range, &ac);
     const struct ot_linear *wo[1] = {&L->wo};
     float *const wo_out[1] = {b->proj};

@@ -1,9 +1,12 @@
 /* Causal attention of a group of query heads sharing one KV head, written
- * once and compiled per ISA. The including file defines
+ * once and compiled per ISA and per KV cache element type. The including
+ * file defines
  *   OT_ATTN_FN       the function's name
- *   OT_DOT(a, b, n)  float dot product of n floats
- *   OT_AXPY(y, a, x, n)  y += a * x over n floats
+ *   OT_KV_T          the cache's element type (float, or uint16_t for float16)
+ *   OT_DOT(a, b, n)  dot product of n floats a with n OT_KV_T b
+ *   OT_AXPY(y, a, x, n)  y += a * x over n floats, x of OT_KV_T
  *   OT_SCALE(y, a, n)    y *= a over n floats
+ * and may include this file again with other definitions.
  * Online softmax over blocks of keys: the running max and sum rescale the
  * partial output when a larger score arrives, so no buffer sized by the
  * context length is needed and every key and value row is read once per
@@ -11,11 +14,14 @@
  */
 #include <math.h>
 
+#ifndef OT_ATTN_KB
 #define OT_ATTN_KB 64 /* keys scored per block */
 #define OT_ATTN_MAXG 16 /* query heads per group handled in one pass */
+#endif
 
-static void OT_ATTN_FN(const float *q, const float *k, const float *v, int64_t nkeys, int64_t hd, int64_t g,
+static void OT_ATTN_FN(const float *q, const void *kp, const void *vp, int64_t nkeys, int64_t hd, int64_t g,
                        float scale, float *out) {
+    const OT_KV_T *k = kp, *v = vp;
     for (int64_t g0 = 0; g0 < g; g0 += OT_ATTN_MAXG) {
         const int64_t gn = g - g0 < OT_ATTN_MAXG ? g - g0 : OT_ATTN_MAXG;
         const float *qg = q + g0 * hd;
@@ -54,3 +60,8 @@ static void OT_ATTN_FN(const float *q, const float *k, const float *v, int64_t n
             OT_SCALE(og + h * hd, 1.0f / sum[h], hd);
     }
 }
+
+#undef OT_ATTN_FN
+#undef OT_KV_T
+#undef OT_DOT
+#undef OT_AXPY

@@ -84,6 +84,12 @@ static inline uint16_t ot_fp32_to_fp16(float f) {
 
 static inline float ot_bf16_to_fp32(uint16_t h) { return ot_bits_f32((uint32_t)h << 16); }
 
+/* Round to nearest, ties to even, for |f| < 2^22: adding 1.5 * 2^23 leaves
+ * the integer in the low mantissa bits (GGML's nearest_int). */
+static inline int ot_nearest_int(float f) {
+    return (int)(ot_f32_bits(f + 12582912.0f) & 0x007FFFFF) - 0x00400000;
+}
+
 /* --- the kernel table ------------------------------------------------------ */
 
 /* y[c * ldy + r] = w row r . x row c for r < nw, c < nx (both at most
@@ -94,8 +100,9 @@ typedef void (*ot_tile_fn)(int64_t k, const uint8_t *w, size_t wstride, int nw, 
 typedef void (*ot_row_fn)(const void *src, float *dst, int64_t n);
 typedef void (*ot_quant_fn)(const float *src, void *dst, int64_t n);
 /* Causal attention of g query heads (g * head_dim floats, side by side)
- * sharing one KV head, over nkeys keys of k, v ([nkeys][head_dim]). */
-typedef void (*ot_attn_fn)(const float *q, const float *k, const float *v, int64_t nkeys, int64_t head_dim,
+ * sharing one KV head, over nkeys keys of k, v ([nkeys][head_dim], float32
+ * or float16 by the slot: attention_f32 or attention_f16). */
+typedef void (*ot_attn_fn)(const float *q, const void *k, const void *v, int64_t nkeys, int64_t head_dim,
                            int64_t g, float scale, float *out);
 
 #define OT_TILE 4
@@ -105,7 +112,7 @@ struct ot_kernels {
     ot_tile_fn tile[OT_NTYPES];
     ot_row_fn dequantize[OT_NTYPES];
     ot_quant_fn quantize[OT_NTYPES];
-    ot_attn_fn attention;
+    ot_attn_fn attention_f32, attention_f16;
     void (*rmsnorm)(const float *x, const float *w, int64_t n, float eps, float *out);
     void (*softmax)(float *x, int64_t n);
     void (*silu_mul)(const float *gate, const float *up, int64_t n, float *out);

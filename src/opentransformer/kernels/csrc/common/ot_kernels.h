@@ -65,6 +65,16 @@ void ot_dequantize(int type, const void *src, int64_t nrows, int64_t n, float *d
 int ot_activation_type(int weight_type);
 void ot_quantize_activations(int act_type, const float *x, int64_t nrows, int64_t n, void *dst);
 
+/* --- weight quantization -------------------------------------------------- */
+
+/* Quantize nrows rows of n float32 weights to Q8_0, Q4_0, Q4_1 (rounding as
+ * the gguf package's numpy quantizers), Q4_K or Q6_K (as llama.cpp's
+ * reference quantizers without an importance matrix), in GGML block layout:
+ * dst holds nrows * ot_row_bytes(type, n) bytes. Returns 0, or -1 for another
+ * type or an n that is not a multiple of the block size. Multi-threaded over
+ * rows. */
+int ot_quantize_weights(int type, const float *x, int64_t nrows, int64_t n, void *dst);
+
 /* --- matmul --------------------------------------------------------------- */
 
 /* Bytes of scratch ot_matmul needs for m activation rows of length k. */
@@ -104,11 +114,12 @@ void ot_rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, int64_t 
 /* Causal attention of ntok query tokens at positions pos0 .. pos0+ntok-1
  * over a KV cache that already holds positions 0 .. pos0+ntok-1.
  *   q   [ntok][n_head][head_dim]
- *   k,v [n_kv_head][kv_stride][head_dim]  (kv_stride = cache capacity)
+ *   k,v [n_kv_head][kv_stride][head_dim]  of kv_type OT_F32 or OT_F16
+ *                                         (kv_stride = cache capacity)
  *   out [ntok][n_head][head_dim]
  * Query head h reads KV head h / (n_head / n_kv_head). scores are scaled by
  * scale before the softmax. Multi-threaded over (token, head). */
-void ot_attention(const float *q, const float *k, const float *v, float *out,
+void ot_attention(const float *q, const void *k, const void *v, int kv_type, float *out,
                   int64_t ntok, int64_t n_head, int64_t n_kv_head, int64_t head_dim,
                   int64_t kv_stride, int64_t pos0, float scale);
 
@@ -132,12 +143,13 @@ struct ot_llama_dims {
     float norm_eps, attn_scale, rope_mscale;
     int32_t neox;
     const float *inv_freq; /* rope_dim / 2 */
+    int32_t kv_type;       /* the caches' element type: OT_F32 or OT_F16 */
 };
 
 /* Where one token's keys and values go: its sequence's cache, laid out
  * [n_layers][n_kv_head][capacity][head_dim], and its position there. */
 struct ot_kv_slot {
-    float *k, *v;
+    void *k, *v; /* of the dims' kv_type */
     int64_t capacity, pos;
 };
 

@@ -37,27 +37,37 @@ static void add(const float *a, const float *b, int64_t n, float *out) {
         out[i] = a[i] + b[i];
 }
 
-static inline float dot(const float *a, const float *b, int64_t n) {
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-static inline void axpy(float *y, float a, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        y[i] += a * x[i];
-}
+/* dot_<kv> and axpy_<kv> over a KV cache row of element type T, read through CONV. */
+#define KV_ROW_OPS(kv, T, CONV)                                          \
+    static inline float dot_##kv(const float *a, const T *b, int64_t n) {  \
+        float s = 0.0f;                                                  \
+        for (int64_t i = 0; i < n; i++)                                  \
+            s += a[i] * CONV(b[i]);                                      \
+        return s;                                                        \
+    }                                                                    \
+    static inline void axpy_##kv(float *y, float a, const T *x, int64_t n) { \
+        for (int64_t i = 0; i < n; i++)                                  \
+            y[i] += a * CONV(x[i]);                                      \
+    }
+#define AS_FLOAT(x) (x)
+KV_ROW_OPS(f32, float, AS_FLOAT)
+KV_ROW_OPS(f16, uint16_t, ot_fp16_to_fp32)
 
 static inline void vscale(float *y, float a, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         y[i] *= a;
 }
 
-#define OT_ATTN_FN attention_group
-#define OT_DOT dot
-#define OT_AXPY axpy
 #define OT_SCALE vscale
+#define OT_ATTN_FN attention_f32
+#define OT_KV_T float
+#define OT_DOT dot_f32
+#define OT_AXPY axpy_f32
+#include "ot_attn_impl.h"
+#define OT_ATTN_FN attention_f16
+#define OT_KV_T uint16_t
+#define OT_DOT dot_f16
+#define OT_AXPY axpy_f16
 #include "ot_attn_impl.h"
 
 void ot_register_generic_quants(struct ot_kernels *t);
@@ -65,7 +75,8 @@ OT_DECLARE_VISION(generic)
 
 void ot_register_generic(struct ot_kernels *t) {
     ot_register_generic_quants(t);
-    t->attention = attention_group;
+    t->attention_f32 = attention_f32;
+    t->attention_f16 = attention_f16;
     t->rmsnorm = rmsnorm_row;
     t->softmax = softmax_row;
     t->silu_mul = silu_mul;

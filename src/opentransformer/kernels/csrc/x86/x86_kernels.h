@@ -412,29 +412,37 @@ static void quantize_q8_K(const float *x, void *dst, int64_t n) {
 
 /* --- attention row primitives ------------------------------------------- */
 
-OT_INLINE float vdot(const float *a, const float *b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8)
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
+/* 8 float16 values of the KV cache as floats. */
+OT_INLINE __m256 load_f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
-OT_INLINE void vaxpy(float *y, float a, const float *x, int64_t n) {
-    const __m256 av = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++)
-        y[i] += a * x[i];
-}
+/* vdot_<kv> and vaxpy_<kv> over a KV cache row of element type T: LOAD8
+ * reads 8 elements as floats, CONV one. */
+#define KV_ROW_OPS(kv, T, LOAD8, CONV)                                                              \
+    OT_INLINE float vdot_##kv(const float *a, const T *b, int64_t n) {                                \
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                                  \
+        int64_t i = 0;                                                                              \
+        for (; i + 16 <= n; i += 16) {                                                              \
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LOAD8(b + i), s0);                         \
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), LOAD8(b + i + 8), s1);                 \
+        }                                                                                           \
+        for (; i + 8 <= n; i += 8)                                                                  \
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LOAD8(b + i), s0);                         \
+        float s = hsum(_mm256_add_ps(s0, s1));                                                      \
+        for (; i < n; i++)                                                                          \
+            s += a[i] * CONV(b[i]);                                                                 \
+        return s;                                                                                   \
+    }                                                                                               \
+    OT_INLINE void vaxpy_##kv(float *y, float a, const T *x, int64_t n) {                            \
+        const __m256 av = _mm256_set1_ps(a);                                                        \
+        int64_t i = 0;                                                                              \
+        for (; i + 8 <= n; i += 8)                                                                  \
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, LOAD8(x + i), _mm256_loadu_ps(y + i)));     \
+        for (; i < n; i++)                                                                          \
+            y[i] += a * CONV(x[i]);                                                                 \
+    }
+#define AS_FLOAT(x) (x)
+KV_ROW_OPS(f32, float, _mm256_loadu_ps, AS_FLOAT)
+KV_ROW_OPS(f16, uint16_t, load_f16x8, half)
 
 OT_INLINE void vscale(float *y, float a, int64_t n) {
     const __m256 av = _mm256_set1_ps(a);
@@ -445,10 +453,16 @@ OT_INLINE void vscale(float *y, float a, int64_t n) {
         y[i] *= a;
 }
 
-#define OT_ATTN_FN attention_group
-#define OT_DOT vdot
-#define OT_AXPY vaxpy
 #define OT_SCALE vscale
+#define OT_ATTN_FN attention_f32
+#define OT_KV_T float
+#define OT_DOT vdot_f32
+#define OT_AXPY vaxpy_f32
+#include "ot_attn_impl.h"
+#define OT_ATTN_FN attention_f16
+#define OT_KV_T uint16_t
+#define OT_DOT vdot_f16
+#define OT_AXPY vaxpy_f16
 #include "ot_attn_impl.h"
 
 /* --- registration ---------------------------------------------------------- */
@@ -469,6 +483,7 @@ void FN(ot_register)(struct ot_kernels *t) {
     t->quantize[OT_Q8_0] = quantize_q8_0;
     t->quantize[OT_Q8_1] = quantize_q8_1;
     t->quantize[OT_Q8_K] = quantize_q8_K;
-    t->attention = attention_group;
+    t->attention_f32 = attention_f32;
+    t->attention_f16 = attention_f16;
     SET_VISION(t, OT_ISA_SUFFIX);
 }
