@@ -27,7 +27,22 @@ def load_llm(ref: str = "default", threads: int | None = None, n_ctx: int | None
         if threads < 1:
             raise InvalidRequestError("threads must be >= 1")
         ops.set_threads(threads)
-    return LLM.from_gguf(require_gguf(resolve_model(ref)), n_ctx=n_ctx)
+    source = resolve_model(ref)
+    if source.kind == "hf_dir":
+        return _load_hf_dir(source.path, n_ctx)
+    return LLM.from_gguf(require_gguf(source), n_ctx=n_ctx)
+
+
+def _load_hf_dir(directory, n_ctx: int | None):
+    """A Hugging Face directory: its weights converted once to an f32 GGUF (cached by content), its
+    tokenizer, chat template and EOS ids read from its own files."""
+    from .convert.cache import converted_gguf
+    from .convert.tokenizer_metadata import read_chat_template
+    from .llm.model import LLM
+    from .llm.tokenizer import Tokenizer
+
+    return LLM.from_gguf(converted_gguf(directory), n_ctx=n_ctx, tokenizer=Tokenizer.from_hf_dir(directory),
+                         chat_template=read_chat_template(directory))
 
 
 def load_classifier(ref: str, threads: int | None = None, weight_type: str = "f32"):

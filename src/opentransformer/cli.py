@@ -285,6 +285,31 @@ def cmd_serve(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .convert import convert_hf_to_gguf
+    from .errors import InvalidRequestError
+    from .hub.resolve import resolve_model
+    from .kernels import ops
+
+    source = resolve_model(a.src)
+    if source.kind != "hf_dir":
+        raise InvalidRequestError(f"{source.path}: already a GGUF file; convert reads Hugging Face model "
+                                  "directories (config.json, *.safetensors, tokenizer.json)")
+    out = Path(a.output) if a.output else Path(f"{source.path.resolve().name}.{a.type}.gguf")
+    if out.exists() and not a.force:
+        raise InvalidRequestError(f"{out}: already exists; pass --force to replace it")
+    if a.threads is not None:
+        if a.threads < 1:
+            raise InvalidRequestError("threads must be >= 1")
+        ops.set_threads(a.threads)
+    path = convert_hf_to_gguf(source.path, out, a.type, progress=err.is_terminal)
+    Console(highlight=False, soft_wrap=True).print(
+        f"[green]✓[/green] {escape(str(path))} ({_human_size(path.stat().st_size)}, {escape(a.type)})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opentransformer",
                                      description="Run transformer models on the CPU from quantized files.")
@@ -343,6 +368,18 @@ def build_parser() -> argparse.ArgumentParser:
     rm = models_sub.add_parser("rm", help="remove a downloaded model")
     rm.add_argument("name", metavar="NAME", help="the model's repo id, as `opentransformer models` lists it")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("convert", help="convert a Hugging Face model directory to one GGUF file, quantized")
+    p.add_argument("src", metavar="SRC", help="a model directory (config.json, *.safetensors, tokenizer.json) or a "
+                                              "downloaded repo id")
+    p.add_argument("--output", "-o", default=None, metavar="OUT.gguf",
+                   help="file to write (default: DIRNAME.TYPE.gguf in the current directory)")
+    p.add_argument("--type", default="f32", metavar="TYPE",
+                   help="f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k or q4_k_m (llama.cpp's mixture) "
+                        "(default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--threads", "-t", type=int, default=None, help="quantization threads (default: all cores)")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("serve", help="serve OpenAI-compatible HTTP APIs and a chat page")
     p.add_argument("--model", "-m", default="default",

@@ -76,11 +76,25 @@ def test_outtypes_quantize_matrices_and_keep_vectors_f32(smol, tmp_path, outtype
     assert np.abs(values - ref).max() / np.abs(ref).max() < max_rel_err
 
 
-@pytest.mark.parametrize("outtype", ["q4_k", "q6_k", "q4_k_m"])
-def test_outtypes_without_a_quantizer_say_so(smol, tmp_path, outtype):
-    with pytest.raises(UnsupportedModelError, match="not yet supported"):
-        convert_hf_to_gguf(smol.path, tmp_path / "m.gguf", outtype, progress=False)
-    assert list(tmp_path.iterdir()) == []
+# SmolLM2's 576-wide rows do not fill 256-element K-quant blocks: Q4_K falls back to Q4_1, Q6_K to Q8_0;
+# ffn_down's 1536-wide rows do. In 2 layers, use_more_bits picks layer 1 only.
+K_TYPES = {
+    "q4_k": {"token_embd": "Q4_1", "blk.0.attn_v": "Q4_1", "blk.0.ffn_down": "Q4_K", "blk.1.ffn_down": "Q4_K"},
+    "q6_k": {"token_embd": "Q8_0", "blk.0.attn_v": "Q8_0", "blk.0.ffn_down": "Q6_K", "blk.1.ffn_down": "Q6_K"},
+    "q4_k_m": {"token_embd": "Q8_0", "blk.0.attn_v": "Q4_1", "blk.1.attn_v": "Q8_0", "blk.0.ffn_down": "Q4_K",
+               "blk.1.ffn_down": "Q6_K", "blk.1.ffn_up": "Q4_1"},
+}
+
+
+@pytest.mark.parametrize("outtype", list(K_TYPES))
+def test_k_quant_outtypes(smol, tmp_path, outtype):
+    g = GGUFFile(convert_hf_to_gguf(smol.path, tmp_path / "m.gguf", outtype, progress=False))
+    assert {name: g.tensor(f"{name}.weight").type_name for name in K_TYPES[outtype]} == K_TYPES[outtype]
+    assert g.tensor("blk.0.attn_norm.weight").type_name == "F32"
+    t = g.tensor("blk.1.ffn_down.weight")
+    ref = hf_weight(smol, "model.layers.1.mlp.down_proj.weight")
+    values = dequantize(np.asarray(t.data), QT[t.type_name]).reshape(ref.shape)
+    assert np.linalg.norm(values - ref) / np.linalg.norm(ref) < 0.1
 
 
 def test_unknown_outtype(smol, tmp_path):

@@ -26,6 +26,14 @@ TINYLLAMA_1_1B_CHAT = dict(
     max_position_embeddings=2048, tie_word_embeddings=False, vocab_size=32000, bos_token_id=1, eos_token_id=2,
     hidden_act="silu", attention_bias=False, mlp_bias=False, initializer_range=0.02,
 )
+# Qwen/Qwen2.5-0.5B-Instruct: biases on q, k and v; 14 query heads sharing 2 KV heads.
+QWEN2_5_0_5B_INSTRUCT = dict(
+    architectures=["Qwen2ForCausalLM"], hidden_size=896, intermediate_size=4864, num_attention_heads=14,
+    num_key_value_heads=2, num_hidden_layers=24, rms_norm_eps=1e-6, rope_theta=1000000.0,
+    max_position_embeddings=32768, sliding_window=32768, use_sliding_window=False, max_window_layers=21,
+    tie_word_embeddings=True, vocab_size=151936, bos_token_id=151643, eos_token_id=151645, hidden_act="silu",
+    initializer_range=0.02,
+)
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
                    "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGML_QUANT_VERSION, GGMLQuantizationType as QT, GGUFWriter, LlamaFileType
+from gguf import GGML_QUANT_VERSION, GGMLQuantizationType as QT, GGUFWriter, LlamaFileType
 from gguf.quants import quant_shape_to_byte_shape, quantize
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..errors import InvalidRequestError, ModelFormatError, ModelNotFoundError, UnsupportedModelError
+from ..errors import InvalidRequestError, ModelFormatError, ModelNotFoundError
 from ..formats.safetensors import SafetensorsCheckpoint
+from ..kernels import ops
 from .adapters import adapter_for
+from .tensor_types import tensor_type
 from .tokenizer_metadata import read_tokenizer_metadata
 
 # outtype -> (tensor type of the 2-D weights, GGUF file type)
@@ -36,9 +38,9 @@ OUTTYPES = {
     "q6_k": (QT.Q6_K, LlamaFileType.MOSTLY_Q6_K),
     "q4_k_m": (QT.Q4_K, LlamaFileType.MOSTLY_Q4_K_M),
 }
-# Mixtures choose a type per tensor (more bits where error costs most); that rule is not written yet.
-_MIXTURES = {"q4_k_m"}
+_MIXTURES = {"q4_k_m"}  # a type per tensor, more bits where error costs most (tensor_types.py)
 _NUMPY_TYPES = {QT.F32: np.float32, QT.F16: np.float16}
+_FLOAT_TYPES = {QT.F32, QT.F16, QT.BF16}
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,11 @@ class _Planned:
         return int(np.prod(self.byte_shape)) * itemsize
 
     def encode(self) -> np.ndarray:
-        return quantize(self.load(), self.qtype)
+        values = self.load()
+        if self.qtype in _FLOAT_TYPES:
+            return quantize(values, self.qtype)
+        rows = np.ascontiguousarray(values, dtype=np.float32).reshape(-1, self.shape[-1])
+        return ops.quantize_weights(self.qtype, rows)
 
 
 def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str = "f32",
@@ -68,6 +74,8 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
     2-D weights get `outtype`; norms, biases and RoPE factors stay F32. Returns the path written."""
     src, out = Path(src_dir), Path(out_path)
     weight_type, file_type = _check_outtype(outtype)
+    if not src.is_dir():
+        raise ModelNotFoundError(f"{src}: no such directory")
     config_path = src / "config.json"
     if not config_path.is_file():
         raise ModelNotFoundError(f"{src}: config.json is missing; not a Hugging Face model directory")
@@ -75,7 +83,7 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
     adapter = adapter_for(config, config_path)
     checkpoint = SafetensorsCheckpoint(src)
     vocab = read_tokenizer_metadata(src, int(config["vocab_size"]), config)
-    plan = _plan(adapter, checkpoint, weight_type)
+    plan = _plan(adapter, checkpoint, weight_type, outtype in _MIXTURES)
 
     writer = GGUFWriter(None, adapter.arch)
     writer.add_name(src.resolve().name)
@@ -87,6 +95,8 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
     for p in plan:
         writer.add_tensor_info(p.name, p.byte_shape, _NUMPY_TYPES.get(p.qtype, np.uint8), p.nbytes, p.qtype)
 
+    if not out.parent.is_dir():
+        raise InvalidRequestError(f"{out}: the directory {out.parent} does not exist")
     partial = out.with_name(out.name + ".partial")
     try:
         writer.write_header_to_file(partial)
@@ -100,6 +110,8 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
                 bar.advance(task)
         writer.close()
         os.replace(partial, out)
+    except OSError as e:
+        raise InvalidRequestError(f"{out}: cannot write the file: {e.strerror or e}") from None
     finally:
         writer.close()
         partial.unlink(missing_ok=True)
@@ -108,25 +120,8 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
 
 def _check_outtype(outtype: str) -> tuple[QT, LlamaFileType]:
     if outtype not in OUTTYPES:
-        raise InvalidRequestError(f"outtype '{outtype}' is not one of {', '.join(OUTTYPES)}")
-    if not _available(outtype):
-        supported = ", ".join(t for t in OUTTYPES if _available(t))
-        raise UnsupportedModelError(f"outtype '{outtype}' is not yet supported (no quantizer for it exists yet); "
-                                    f"supported now: {supported}")
+        raise InvalidRequestError(f"type '{outtype}' is not one of {', '.join(OUTTYPES)}")
     return OUTTYPES[outtype]
-
-
-def _available(outtype: str) -> bool:
-    return outtype not in _MIXTURES and _can_quantize(OUTTYPES[outtype][0])
-
-
-def _can_quantize(qtype: QT) -> bool:
-    block = GGML_QUANT_SIZES[qtype][0]
-    try:
-        quantize(np.ones((1, max(block, 256)), np.float32), qtype)
-    except NotImplementedError:
-        return False
-    return True
 
 
 def _read_config(path: Path) -> dict:
@@ -139,15 +134,17 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _plan(adapter, checkpoint: SafetensorsCheckpoint, weight_type: QT) -> list[_Planned]:
+def _plan(adapter, checkpoint: SafetensorsCheckpoint, weight_type: QT, mixture: bool) -> list[_Planned]:
     plan = []
     for hf_name in checkpoint:
         name = adapter.gguf_name(hf_name)
         if name is None:
             continue
         t = checkpoint.tensor(hf_name)
+        adapter.check_shape(name, hf_name, t.shape, t.path)
         load = (lambda t=t, name=name: adapter.transform(name, t.to_float32()))
-        plan.append(_Planned(name, t.shape, _tensor_type(t.shape, weight_type), load))
+        qtype = tensor_type(name, t.shape, weight_type, mixture, adapter.n_layers, has_output=not adapter.tied)
+        plan.append(_Planned(name, t.shape, qtype, load))
     for name, values in adapter.extra_tensors():
         plan.append(_Planned(name, values.shape, QT.F32, lambda values=values: values))
     missing = adapter.expected_tensors() - {p.name for p in plan}
@@ -155,14 +152,6 @@ def _plan(adapter, checkpoint: SafetensorsCheckpoint, weight_type: QT) -> list[_
         raise ModelFormatError(f"{checkpoint.directory}: the checkpoint lacks tensors the config implies: "
                                f"{', '.join(sorted(missing)[:8])}{' …' if len(missing) > 8 else ''}")
     return sorted(plan, key=_file_order)
-
-
-def _tensor_type(shape: tuple[int, ...], weight_type: QT) -> QT:
-    if len(shape) < 2:
-        return QT.F32
-    if shape[-1] % GGML_QUANT_SIZES[weight_type][0]:
-        return QT.F16  # rows that do not fill whole blocks: llama.cpp's fallback too
-    return weight_type
 
 
 def _file_order(p: _Planned) -> tuple[int, str]:

@@ -107,7 +107,7 @@ def read_tokenizer_metadata(directory: Path, vocab_size: int, config: dict) -> T
         add_bos=_flag(tok_config, tok, "add_bos_token", _token_content(tok_config, "bos_token")),
         add_eos=_flag(tok_config, tok, "add_eos_token", _token_content(tok_config, "eos_token"), last=True),
         add_space_prefix=_adds_space_prefix(tok) if kind == "llama" else None,
-        chat_template=_chat_template(directory, tok_config),
+        chat_template=read_chat_template(directory),
     )
 
 
@@ -197,11 +197,13 @@ def _flag(tok_config: dict, tok: dict, key: str, token: str | None, last: bool =
     return (edge.get("SpecialToken") or {}).get("id") == token
 
 
-def _chat_template(directory: Path, tok_config: dict) -> str | None:
+def read_chat_template(directory: Path) -> str | None:
+    """The chat template: chat_template.jinja (where newer transformers writes it), else tokenizer_config.json's."""
     jinja = directory / "chat_template.jinja"
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")
-    template = tok_config.get("chat_template")
+    config_path = directory / "tokenizer_config.json"
+    template = _read_json(config_path).get("chat_template") if config_path.is_file() else None
     if isinstance(template, list):  # named templates: the default one is the chat template
         template = next((t.get("template") for t in template if t.get("name") == "default"), None)
     return template

@@ -155,6 +155,25 @@ class LlamaAdapter:
         raise UnsupportedModelError(f"{self.config_path.parent}: tensor '{hf_name}' has no place in a "
                                     f"{self.arch} model; is config.json for these weights?")
 
+    def check_shape(self, gguf_name: str, hf_name: str, shape: tuple[int, ...], path: Path) -> None:
+        """Refuse a tensor whose shape the config does not imply, naming both, before any of it is read."""
+        want = self._shape(gguf_name)
+        if tuple(shape) != want:
+            raise ModelFormatError(f"{path}: tensor '{hf_name}' has shape {list(shape)}, but "
+                                   f"{self.config_path.name} implies {list(want)}; are config and weights "
+                                   "from the same model?")
+
+    def _shape(self, gguf_name: str) -> tuple[int, ...]:
+        dim, ff = int(self._get("hidden_size", required=True)), int(self._get("intermediate_size", required=True))
+        q, kv = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
+        kind = gguf_name.split(".", 2)[-1] if gguf_name.startswith("blk.") else gguf_name
+        return {"token_embd.weight": (int(self._get("vocab_size", required=True)), dim),
+                "output.weight": (int(self._get("vocab_size", required=True)), dim),
+                "output_norm.weight": (dim,), "attn_norm.weight": (dim,), "ffn_norm.weight": (dim,),
+                "attn_q.weight": (q, dim), "attn_k.weight": (kv, dim), "attn_v.weight": (kv, dim),
+                "attn_output.weight": (dim, q), "attn_q.bias": (q,), "attn_k.bias": (kv,), "attn_v.bias": (kv,),
+                "ffn_gate.weight": (ff, dim), "ffn_up.weight": (ff, dim), "ffn_down.weight": (dim, ff)}[kind]
+
     def transform(self, gguf_name: str, w: np.ndarray) -> np.ndarray:
         if self.arch == "llama" and gguf_name.endswith("attn_q.weight"):
             return permute_qk(w, self.n_heads)

@@ -1,0 +1,37 @@
+"""Which type each tensor gets, in plain types and in the q4_k_m mixture."""
+from gguf import GGMLQuantizationType as QT
+
+from opentransformer.convert.tensor_types import tensor_type, use_more_bits
+
+
+def test_use_more_bits_picks_llama_cpp_layers():
+    # TinyLlama's 22 layers: the first and last eighth, and every third layer from the third on.
+    assert [i for i in range(22) if use_more_bits(i, 22)] == [0, 1, 4, 7, 10, 13, 16, 19, 20, 21]
+    assert [i for i in range(30) if use_more_bits(i, 30)] == [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]
+
+
+def q4_k_m(name, shape=(2048, 2048), n_layers=22, has_output=True):
+    return tensor_type(name, shape, QT.Q4_K, True, n_layers, has_output)
+
+
+def test_q4_k_m_mixture():
+    assert q4_k_m("output.weight", (32000, 2048)) == QT.Q6_K
+    assert q4_k_m("token_embd.weight", (32000, 2048)) == QT.Q4_K
+    assert q4_k_m("token_embd.weight", (32000, 2048), has_output=False) == QT.Q6_K  # tied: it is the head
+    assert q4_k_m("blk.4.attn_v.weight", (256, 2048)) == QT.Q6_K
+    assert q4_k_m("blk.5.attn_v.weight", (256, 2048)) == QT.Q4_K
+    assert q4_k_m("blk.21.ffn_down.weight", (2048, 5632)) == QT.Q6_K
+    assert q4_k_m("blk.5.ffn_down.weight", (2048, 5632)) == QT.Q4_K
+    assert q4_k_m("blk.4.attn_q.weight") == QT.Q4_K and q4_k_m("blk.4.ffn_up.weight") == QT.Q4_K
+
+
+def test_rows_that_do_not_fill_blocks_fall_back():
+    assert q4_k_m("blk.5.attn_q.weight", (576, 576)) == QT.Q4_1
+    assert q4_k_m("output.weight", (49152, 576)) == QT.Q8_0
+    assert q4_k_m("blk.5.attn_q.weight", (100, 100)) == QT.F16
+    assert tensor_type("blk.0.ffn_up.weight", (64, 48), QT.Q8_0, False, 2, True) == QT.F16
+
+
+def test_vectors_stay_f32():
+    for weight_type in (QT.Q4_K, QT.Q8_0, QT.F16):
+        assert tensor_type("blk.0.attn_norm.weight", (2048,), weight_type, False, 2, True) == QT.F32
