@@ -35,6 +35,34 @@ void ot_register_avx512vnni(struct ot_kernels *t);
 #endif
 #endif
 
+#if defined(__aarch64__)
+/* NEON is part of the arm64 baseline; dotprod and i8mm are optional and
+ * reported by the kernel in the auxiliary vector. */
+#if defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
+static int cpu_neon_dotprod(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
+static int cpu_neon_i8mm(void) { return cpu_neon_dotprod() && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0; }
+#else
+static int cpu_neon_dotprod(void) { return 0; }
+static int cpu_neon_i8mm(void) { return 0; }
+#endif
+#ifdef OT_HAVE_neon
+void ot_register_neon(struct ot_kernels *t);
+#endif
+#ifdef OT_HAVE_neon_dotprod
+void ot_register_neon_dotprod(struct ot_kernels *t);
+#endif
+#ifdef OT_HAVE_neon_i8mm
+void ot_register_neon_i8mm(struct ot_kernels *t);
+#endif
+#endif
+
 static int cpu_any(void) { return 1; }
 
 static const struct isa_entry ISAS[] = {
@@ -48,6 +76,17 @@ static const struct isa_entry ISAS[] = {
 #endif
 #ifdef OT_HAVE_avx512vnni
     {"avx512vnni", ot_register_avx512vnni, cpu_avx512vnni},
+#endif
+#endif
+#if defined(__aarch64__)
+#ifdef OT_HAVE_neon
+    {"neon", ot_register_neon, cpu_any},
+#endif
+#ifdef OT_HAVE_neon_dotprod
+    {"neon_dotprod", ot_register_neon_dotprod, cpu_neon_dotprod},
+#endif
+#ifdef OT_HAVE_neon_i8mm
+    {"neon_i8mm", ot_register_neon_i8mm, cpu_neon_i8mm},
 #endif
 #endif
 };
