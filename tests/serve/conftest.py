@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 
 def start_server(**options) -> LiveServer:
-    settings = ServeSettings(port=_free_port(), ctx=CTX, **options)
+    settings = ServeSettings(port=_free_port(), **{"ctx": CTX, **options})
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -17,8 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .constraints import GrammarFactory
 from .errors import APIError, error_body, install_error_handlers
 from .metrics import ServerMetrics
+from .openapi import add_schemas
 from .scheduler import Scheduler
 from .settings import ServeSettings
+from .types import ChatCompletionChunk
 
 
 @dataclass
@@ -177,6 +179,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                   description="OpenAI-compatible API for models running on the OPENtransformer CPU engine.")
     app.state.server = server
     install_error_handlers(app)
+    add_schemas(app, [ChatCompletionChunk])
     protected = [Depends(require_api_key)]
     app.include_router(routes_openai.router, dependencies=protected)
     app.include_router(routes_tokens.router, dependencies=protected)

@@ -16,9 +16,10 @@ from .app import ServerState, ready_server
 from .constraints import schema_of
 from .embeddings import embed
 from .errors import ERROR_RESPONSES, APIError, error_body
+from .openapi import streamed
 from .scheduler import Failed, Finished, Handle, Piece, QueueFullError, SequenceSpec, TokenChoice
-from .types import (AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest, ChoiceLogprobs,
-                    Completion, CompletionChoice, CompletionLogprobs, CompletionRequest, Embedding, EmbeddingList,
+from .types import (AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
+                    ChoiceLogprobs, Completion, CompletionChoice, CompletionLogprobs, CompletionRequest, Embedding, EmbeddingList,
                     EmbeddingRequest, ModelCard, ModelList, TokenLogprob, TopLogprob, Usage)
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -149,7 +150,8 @@ def _completion_logprobs(server: ServerState, choices: list[TokenChoice], offset
 
 
 # --- chat ---------------------------------------------------------------------------------
-@router.post("/v1/chat/completions", response_model=ChatCompletion)
+@router.post("/v1/chat/completions", response_model=ChatCompletion,
+             responses=streamed(ChatCompletionChunk))
 async def chat_completions(body: ChatCompletionRequest, request: Request,
                            server: ServerState = Depends(ready_server)):
     server.check_model(body.model)
@@ -199,7 +201,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
 
 
 # --- completions ---------------------------------------------------------------------------
-@router.post("/v1/completions", response_model=Completion)
+@router.post("/v1/completions", response_model=Completion, responses=streamed(Completion))
 async def completions(body: CompletionRequest, request: Request, server: ServerState = Depends(ready_server)):
     server.check_model(body.model)
     if body.echo:
