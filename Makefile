@@ -23,12 +23,13 @@ setup: $(VENV)/bin/python
 # Test references: torch first and pinned (a CPU build on disk), then the rest.
 setup-test: setup setup-system
 	$(PIP) install "torch==$(TORCH_VERSION)"
-	$(PIP) install ".[dev]" "transformers" "torch==$(TORCH_VERSION)"
+	$(PIP) install ".[dev,medical,finance]" "transformers" "torch==$(TORCH_VERSION)"
 
 # Debian packages the tests need beyond Python: the arm64 cross compiler and
-# qemu (test-arm64), headless Chromium and its driver (the chat page test).
-SYSTEM_TOOLS := aarch64-linux-gnu-gcc qemu-aarch64 chromium chromedriver
-SYSTEM_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user chromium chromium-driver
+# qemu (test-arm64), headless Chromium and its driver (the chat page test),
+# dcmtk (reference DICOM rendering, dsrdump) and poppler (pdftoppm).
+SYSTEM_TOOLS := aarch64-linux-gnu-gcc qemu-aarch64 chromium chromedriver dcm2pnm dsrdump pdftoppm
+SYSTEM_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user chromium chromium-driver dcmtk poppler-utils
 setup-system:
 	@missing=; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
