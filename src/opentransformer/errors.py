@@ -40,3 +40,7 @@ class HubNotFoundError(HubError):
 
 class HubConnectionError(HubError):
     """The Hub cannot be reached: no network, or offline mode with nothing cached."""
+
+
+class XrayReadError(InvalidRequestError):
+    """An image file that cannot be read as an X-ray: not an image, truncated, no pixel data, too large."""
