@@ -76,8 +76,17 @@ build:
 	cp build/dev/libotkernels.so src/opentransformer/kernels/libotkernels.so.new
 	mv -f src/opentransformer/kernels/libotkernels.so.new src/opentransformer/kernels/libotkernels.so
 
-bench: setup
-	$(PY) benchmarks/llm_bench.py
+# Benchmark references: PyTorch and transformers (as for the tests), ONNX Runtime
+# and accelerate (transformers' GGUF loader). llama.cpp is measured when
+# LLAMACPP_PYTHON names a Python with llama-cpp-python (it builds from source,
+# ~20 minutes here, so it is not installed by default).
+LLAMACPP_PYTHON ?=
+BENCH_LLAMACPP := $(if $(LLAMACPP_PYTHON),--llamacpp-python $(LLAMACPP_PYTHON))
+bench: setup-test
+	$(PIP) install ".[bench]"
+	$(PY) benchmarks/floors.py
+	$(PY) benchmarks/llm_bench.py --threads 2 1 $(BENCH_LLAMACPP)
+	$(PY) benchmarks/vit_bench.py --threads 2
 
 clean:
 	rm -rf build dist src/opentransformer/kernels/libotkernels.so

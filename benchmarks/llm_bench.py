@@ -1,7 +1,8 @@
-"""LLM speed: OPENtransformer against llama.cpp on the same model file, prompt tokens and threads.
+"""LLM speed: OPENtransformer against llama.cpp and PyTorch eager on the same model
+file, prompt tokens and threads.
 
     PYTHONPATH=src .venv/bin/python benchmarks/llm_bench.py --threads 2 1 \\
-        --llamacpp-python /opt/refvenv/bin/python
+        --llamacpp-python /opt/refvenv/bin/python [--model FILE.gguf]
 
 Per engine and thread count, in subprocesses of its own (so peak RSS is that
 engine's alone), over --reps rounds in which the engines take turns, each
@@ -14,8 +15,13 @@ round a fresh process with one untimed warm-up and one timed repetition:
             (llama.cpp ignores end-of-sequence; ours stops there, so the
             table reports how many tokens it actually generated)
 
-Medians are reported; raw samples go to benchmarks/results/llm_<date>.json.
-llama.cpp is measured when `llama_cpp` imports here or under --llamacpp-python.
+PyTorch eager runs transformers' LlamaForCausalLM in float32 on the GGUF's
+dequantized weights (what transformers' own GGUF loader gives), with its KV
+cache for decode.
+
+Medians are reported; raw samples go to benchmarks/results/llm_<date>.json
+(or --out). llama.cpp is measured when `llama_cpp` imports here or under
+--llamacpp-python; PyTorch when torch, transformers and accelerate import.
 """
 from __future__ import annotations
 
@@ -131,6 +137,41 @@ def worker_llamacpp(model: str, threads: int, prompt_ids: list[int], gen_tokens:
         "isa": llama_cpp.llama_print_system_info().decode().strip(), "threads": threads})
 
 
+def worker_torch(model: str, threads: int, prompt_ids: list[int], gen_tokens: int, reps: int) -> dict:
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(threads)
+    path = Path(model)
+    t = time.perf_counter()
+    net = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    load_s = time.perf_counter() - t
+    ids = torch.tensor([prompt_ids])
+
+    @torch.inference_mode()
+    def prefill() -> float:
+        t0 = time.perf_counter()
+        net(ids, use_cache=False, logits_to_keep=1)
+        return time.perf_counter() - t0
+
+    @torch.inference_mode()
+    def generate() -> tuple[float, float, int]:
+        t0 = time.perf_counter()
+        out = net(ids, use_cache=True, logits_to_keep=1)
+        ttft = time.perf_counter() - t0
+        past, n = out.past_key_values, 1
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+        while n < gen_tokens:
+            out = net(token, past_key_values=past, use_cache=True)
+            past, token, n = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True), n + 1
+        return ttft, time.perf_counter() - t0, n
+
+    return run_reps(prefill, generate, reps, load_s, {
+        "engine": "pytorch", "version": f"torch {torch.__version__}, transformers {transformers.__version__}",
+        "isa": torch.backends.cpu.get_cpu_capability(), "threads": threads})
+
+
 def run_reps(prefill, generate, reps: int, load_s: float, info: dict) -> dict:
     """One untimed warm-up (pages the weights in), then `reps` timed runs of each, interleaved."""
     prefill()
@@ -166,7 +207,7 @@ def summarize(result: dict, n_prompt: int) -> dict:
     }
 
 
-WORKERS = {"ours": worker_ours, "llamacpp": worker_llamacpp}
+WORKERS = {"ours": worker_ours, "llamacpp": worker_llamacpp, "torch": worker_torch}
 
 
 def worker_main(args) -> None:
@@ -199,11 +240,9 @@ def run_worker(python: str, which: str, spec: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
         spec_path.write_text(json.dumps(spec))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
-                                                                         os.environ.get("PYTHONPATH")]))}
         cmd = [python, str(Path(__file__).resolve()), "--worker", which, "--worker-spec", str(spec_path),
                "--worker-out", str(out_path)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"{which} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         return json.loads(out_path.read_text())
@@ -227,6 +266,10 @@ def llamacpp_python(arg: str | None) -> str | None:
     return sys.executable if importlib.util.find_spec("llama_cpp") else None
 
 
+def torch_available() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("torch", "transformers", "accelerate"))
+
+
 def machine_info() -> dict:
     cpu = platform.processor()
     try:
@@ -241,7 +284,7 @@ def machine_info() -> dict:
 
 
 ROWS = [  # (label, key, format)
-    ("prefill tok/s (512-token prompt)", "prefill_tokens_per_second", "{:.1f}"),
+    ("prefill tok/s", "prefill_tokens_per_second", "{:.1f}"),
     ("decode tok/s", "decode_tokens_per_second", "{:.1f}"),
     ("time to first token, ms", "ttft_ms", "{:.0f}"),
     ("tokens generated", "generated_tokens", "{:.0f}"),
@@ -250,21 +293,28 @@ ROWS = [  # (label, key, format)
 ]
 
 
-def print_table(runs: list[dict]) -> None:
+def print_table(runs: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="SmolLM2-135M-Instruct Q4_1 — medians")
-    for col in ("threads", "metric", "OPENtransformer", "llama.cpp", "ours / llama.cpp"):
+    table = Table(title=f"{title} — medians")
+    for col in ("threads", "metric", "OPENtransformer", "llama.cpp", "ours / llama.cpp", "PyTorch eager",
+                "ours / PyTorch"):
         table.add_column(col, justify="left" if col == "metric" else "right", no_wrap=True)
+
+    def cells(ours: dict, ref: dict | None, key: str, fmt: str) -> list[str]:
+        if not ref:
+            return ["—", "—"]
+        return [fmt.format(ref[key]), f"{ours[key] / ref[key]:.2f}" if ref[key] else "—"]
+
     for run in runs:
-        ours, ref = run["summary"].get("opentransformer"), run["summary"].get("llama.cpp")
+        ours = run["summary"]["opentransformer"]
         for label, key, fmt in ROWS:
-            ratio = f"{ours[key] / ref[key]:.2f}" if ref and ref[key] else "—"
             table.add_row(str(run["threads"]), label, fmt.format(ours[key]),
-                          fmt.format(ref[key]) if ref else "—", ratio)
+                          *cells(ours, run["summary"].get("llama.cpp"), key, fmt),
+                          *cells(ours, run["summary"].get("pytorch"), key, fmt))
         table.add_section()
-    Console().print(table)
+    Console(width=150).print(table)
 
 
 def main() -> None:
@@ -275,6 +325,7 @@ def main() -> None:
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--llamacpp-python", help="a Python with llama-cpp-python, to measure llama.cpp")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch eager")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default: benchmarks/results/llm_<date>.json)")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--worker-spec", help=argparse.SUPPRESS)
@@ -291,6 +342,8 @@ def main() -> None:
     ref_python = llamacpp_python(args.llamacpp_python)
     if ref_python:
         workers.append((ref_python, "llamacpp"))
+    if torch_available() and not args.no_torch:
+        workers.append((sys.executable, "torch"))
     ids = prompt_ids(args.model, args.prompt_tokens)
     runs = []
     for threads in args.threads:
@@ -299,7 +352,7 @@ def main() -> None:
         engines = [merge(rounds) for rounds in measure_rounds(workers, spec, args.reps)]
         runs.append({"threads": threads, "engines": engines,
                      "summary": {e["engine"]: summarize(e, len(ids)) for e in engines}})
-    print_table(runs)
+    print_table(runs, f"{args.model.name}, {len(ids)}-token prompt, {args.gen_tokens} generated")
 
     import numpy
 
