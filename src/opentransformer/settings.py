@@ -65,13 +65,20 @@ def _layers() -> list[tuple[str, dict[str, str]]]:
     return layers
 
 
-def load_settings() -> Settings:
+def resolved_values() -> tuple[dict[str, str], dict[str, str]]:
+    """Every key from the environment and the .env files, the highest precedence winning, and where each
+    value came from."""
     values: dict[str, str] = {}
     origin: dict[str, str] = {}
     for source, layer in _layers():
         for key, value in layer.items():
             values[key] = value
             origin[key] = source if source == ENVIRONMENT else f".env ({source})"
+    return values, origin
+
+
+def load_settings() -> Settings:
+    values, origin = resolved_values()
 
     def where(key: str) -> str:
         return origin[key] if key in origin else DEFAULT
