@@ -44,3 +44,7 @@ class HubConnectionError(HubError):
 
 class XrayReadError(InvalidRequestError):
     """An image file that cannot be read as an X-ray: not an image, truncated, no pixel data, too large."""
+
+
+class MissingExtraError(OpenTransformerError):
+    """A command that needs an optional dependency group (an extra) that is not installed."""
