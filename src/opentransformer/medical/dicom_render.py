@@ -57,9 +57,12 @@ def _render_grayscale(ds: Dataset, stored: np.ndarray, window: int | None,
         offered = f"{count} VOI {'LUTs' if kind == 'lut' else 'windows'}" if count else "no VOI window or LUT"
         raise XrayReadError(f"{name}: window {window} requested, but the file has {offered}")
     index = window or 0
+    inverse = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
     if kind == "lut":
-        unit, choice = _voi_lut(ds, values, index), VoiChoice("lut", index)
-    elif kind == "window":
+        levels, bits = _voi_lut(ds, values, index)
+        top = 2 ** bits - 1
+        return lut_to_uint8(top - levels if inverse else levels, bits), VoiChoice("lut", index)
+    if kind == "window":
         center = float(_multi(ds.WindowCenter)[index])
         width = float(_multi(ds.WindowWidth)[index])
         function = str(ds.get("VOILUTFunction", "LINEAR")).strip().upper() or "LINEAR"
@@ -69,9 +72,7 @@ def _render_grayscale(ds: Dataset, stored: np.ndarray, window: int | None,
         choice = VoiChoice("window", index, center, width, function)
     else:
         unit, choice = minmax_unit(values), VoiChoice("minmax", None)
-    if photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE":
-        unit = 1.0 - unit
-    return to_uint8(unit), choice
+    return to_uint8(1.0 - unit if inverse else unit), choice
 
 
 def window_unit(values: np.ndarray, center: float, width: float, function: str,
@@ -107,15 +108,15 @@ def minmax_unit(values: np.ndarray) -> np.ndarray:
     return (x - low) / (high - low)
 
 
-def _voi_lut(ds: Dataset, values: np.ndarray, index: int) -> np.ndarray:
-    """A VOI LUT Sequence item through pydicom's apply_voi, its output scaled
-    by the LUT's nominal depth (third LUT Descriptor value)."""
+def _voi_lut(ds: Dataset, values: np.ndarray, index: int) -> tuple[np.ndarray, int]:
+    """A VOI LUT Sequence item through pydicom's apply_voi: (its output, its
+    nominal bits per entry from the third LUT Descriptor value)."""
     entries, first, bits = (int(v) for v in ds.VOILUTSequence[index].LUTDescriptor)
     # The LUT is indexed by integers: modality output from a fractional
     # rescale goes to the nearest entry. Clipping to the table first keeps
     # apply_voi's uint16 index from wrapping for inputs past 65535.
     inputs = np.clip(np.rint(values).astype(np.int64), first, first + (entries or 65536) - 1)
-    return apply_voi(inputs, ds, index).astype(np.float64) / float(2 ** bits - 1)
+    return apply_voi(inputs, ds, index).astype(np.int64), bits
 
 
 def _render_colour(ds: Dataset, stored: np.ndarray, photometric: str, name: str) -> np.ndarray:
@@ -132,7 +133,16 @@ def _render_colour(ds: Dataset, stored: np.ndarray, photometric: str, name: str)
 
 
 def to_uint8(unit: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """[0, 1] to gray levels, truncating as dcmtk does (the reference
+    renderer): only 1.0 itself becomes 255."""
+    return np.floor(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def lut_to_uint8(levels: np.ndarray, bits: int) -> np.ndarray:
+    """A LUT's output of `bits` bits to 8 by keeping its top bits, as dcmtk
+    does: each gray level takes an equal share of the LUT's range."""
+    scaled = np.floor(np.clip(levels, 0, 2 ** bits - 1) * (256.0 / 2 ** bits))
+    return scaled.astype(np.uint8)
 
 
 def _multi(value) -> np.ndarray:
