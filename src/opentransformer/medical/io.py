@@ -135,6 +135,8 @@ def _from_raster(data: bytes, path: Path | None, digest: str, max_pixels: int) -
     name = dicom_read.display_name(path)
     try:
         image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise XrayReadError(f"{name}: {exc}; refused before decoding") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise XrayReadError(f"{name}: not a DICOM, PNG, JPEG or NIfTI file") from None
     kind = {"PNG": "png", "JPEG": "jpeg"}.get(image.format or "", (image.format or "image").lower())
