@@ -6,7 +6,7 @@ kernels run in parallel with Python threads (the HTTP server relies on it).
 from __future__ import annotations
 
 import ctypes
-from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_void_p
+from ctypes import POINTER, Structure, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_uint64, c_void_p
 from pathlib import Path
 
 _LIB_NAMES = ("libotkernels.so", "libotkernels.dylib", "otkernels.dll")
@@ -52,6 +52,15 @@ class OtLlamaBuffers(Structure):
                                               "wpack")] + [("wpack_floats", c_size_t)]
 
 
+class OtGbmParams(Structure):
+    _fields_ = [("drift_dt", c_float), ("vol_sqrt_dt", c_float)]
+
+
+class OtHestonParams(Structure):
+    _fields_ = [(name, c_float) for name in ("v0", "mu_dt", "half_dt", "dt", "kappa_dt", "theta", "xi", "rho",
+                                             "rho_bar")]
+
+
 _SIGNATURES = {
     "ot_isa": (c_char_p, []),
     "ot_isa_available": (c_char_p, []),
@@ -83,6 +92,10 @@ _SIGNATURES = {
     "ot_bias_act": (None, [c_void_p, c_void_p, c_int64, c_int64, c_int, c_int, c_void_p]),
     "ot_layernorm": (None, [c_void_p, c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
     "ot_attention_full": (c_int, [c_void_p, c_int64, c_int64, c_int64, c_int64, c_float, c_void_p]),
+    "ot_philox4x32": (None, [c_uint64, c_int64, c_int64, c_int64, c_void_p]),
+    "ot_mc_normals": (None, [c_uint64, c_int64, c_int64, c_int64, c_void_p]),
+    "ot_mc_gbm": (None, [POINTER(OtGbmParams), c_uint64, c_int64, c_int64, c_int64, c_void_p]),
+    "ot_mc_heston": (None, [POINTER(OtHestonParams), c_uint64, c_int64, c_int64, c_int64, c_void_p]),
 }
 
 

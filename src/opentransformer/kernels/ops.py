@@ -5,9 +5,12 @@ outputs are caller-provided so the model's run state is allocated once.
 """
 from __future__ import annotations
 
+import ctypes
+from collections.abc import Mapping
+
 import numpy as np
 
-from ._ops import lib
+from ._ops import OtGbmParams, OtHestonParams, lib
 
 F32 = np.float32
 
@@ -287,4 +290,65 @@ def attention_full(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim
         raise ValueError(f"attention_full: out holds {out.size} floats, expected {batch}*{ntok}*{dim}")
     if lib.ot_attention_full(_ptr(qkv), batch, ntok, n_head, head_dim, scale, _ptr(out)) != 0:
         raise MemoryError("attention_full: out of memory for its scratch")
+    return out
+
+
+# --- Monte Carlo ------------------------------------------------------------------
+
+def _mc_out(out: np.ndarray | None, shape: tuple[int, ...], dtype, name: str) -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    _check(out, "out", dtype)
+    if out.shape != shape:
+        raise ValueError(f"{name}: out has shape {out.shape}, expected {shape}")
+    return out
+
+
+def _mc_check(name: str, seed: int, path0: int, npaths: int, nblocks: int) -> None:
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"{name}: seed {seed} is outside [0, 2^64)")
+    if path0 < 0 or npaths < 0 or path0 + npaths > 2 ** 63:
+        raise ValueError(f"{name}: paths [{path0}, {path0 + npaths}) are outside [0, 2^63)")
+    if not 0 <= nblocks <= 2 ** 32:
+        raise ValueError(f"{name}: {nblocks} Philox blocks per path is outside [0, 2^32]")
+
+
+def philox4x32(seed: int, npaths: int, nblocks: int, path0: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """Philox4x32-10 words [npaths, nblocks, 4] of paths path0.. (counter (p lo, p hi, block, 0), key seed)."""
+    _mc_check("philox4x32", seed, path0, npaths, nblocks)
+    out = _mc_out(out, (npaths, nblocks, 4), np.uint32, "philox4x32")
+    lib.ot_philox4x32(seed, path0, npaths, nblocks, _ptr(out))
+    return out
+
+
+def mc_normals(seed: int, npaths: int, nblocks: int, path0: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """Standard normals [npaths, 4 * nblocks] of paths path0.., Box-Muller on the Philox words."""
+    _mc_check("mc_normals", seed, path0, npaths, nblocks)
+    out = _mc_out(out, (npaths, 4 * nblocks), F32, "mc_normals")
+    lib.ot_mc_normals(seed, path0, npaths, nblocks, _ptr(out))
+    return out
+
+
+def mc_gbm(drift_dt: float, vol_sqrt_dt: float, seed: int, npaths: int, steps: int, path0: int = 0,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """ln(S_T / S_0) [npaths] after `steps` log-Euler GBM steps (float32 coefficients)."""
+    _mc_check("mc_gbm", seed, path0, npaths, (steps + 3) // 4)
+    out = _mc_out(out, (npaths,), F32, "mc_gbm")
+    params = OtGbmParams(drift_dt, vol_sqrt_dt)
+    lib.ot_mc_gbm(ctypes.byref(params), seed, path0, npaths, steps, _ptr(out))
+    return out
+
+
+HESTON_COEFFICIENTS = tuple(name for name, _ in OtHestonParams._fields_)
+
+
+def mc_heston(coefficients: Mapping[str, float], seed: int, npaths: int, steps: int, path0: int = 0,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """ln(S_T / S_0) [npaths] after `steps` full-truncation Euler steps of Heston; coefficients holds the
+    float32 per-step numbers named in HESTON_COEFFICIENTS (v0, mu_dt, half_dt, dt, kappa_dt, theta, xi, rho,
+    rho_bar)."""
+    _mc_check("mc_heston", seed, path0, npaths, (steps + 1) // 2)
+    out = _mc_out(out, (npaths,), F32, "mc_heston")
+    params = OtHestonParams(*(coefficients[name] for name in HESTON_COEFFICIENTS))
+    lib.ot_mc_heston(ctypes.byref(params), seed, path0, npaths, steps, _ptr(out))
     return out

@@ -266,3 +266,117 @@ def attention_full(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim
     q, k, v = (t[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     p = softmax(q @ k.transpose(0, 1, 3, 2) * scale)
     return (p @ v).transpose(0, 2, 1, 3).reshape(batch * ntok, n_head * head_dim)
+
+
+# --- Monte Carlo ------------------------------------------------------------------
+# The kernels' float32 operations replayed one by one in numpy float32 (each
+# rounded once, no FMA), so the native results must match these to the bit.
+
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+_U32 = 0xFFFFFFFF
+
+
+def philox4x32_10(counters: np.ndarray, key: tuple[int, int]) -> np.ndarray:
+    """Philox4x32-10 of uint32 counters [..., 4] under key (k0, k1), as Random123's philox4x32_R(10, ...)."""
+    c = [counters[..., w].astype(np.uint64) for w in range(4)]
+    k0, k1 = key
+    for _ in range(10):
+        p0, p1 = c[0] * np.uint64(PHILOX_M[0]), c[2] * np.uint64(PHILOX_M[1])
+        c = [(p1 >> np.uint64(32)) ^ c[1] ^ np.uint64(k0), p1 & np.uint64(_U32),
+             (p0 >> np.uint64(32)) ^ c[3] ^ np.uint64(k1), p0 & np.uint64(_U32)]
+        k0, k1 = (k0 + PHILOX_W[0]) & _U32, (k1 + PHILOX_W[1]) & _U32
+    return np.stack(c, axis=-1).astype(np.uint32)
+
+
+def mc_philox(seed: int, npaths: int, nblocks: int, path0: int = 0) -> np.ndarray:
+    """[npaths, nblocks, 4]: block j of path p is Philox of counter (p lo, p hi, j, 0), key (seed lo, seed hi)."""
+    p = np.arange(path0, path0 + npaths, dtype=np.uint64)[:, None]
+    j = np.arange(nblocks, dtype=np.uint64)[None, :]
+    counters = np.zeros((npaths, nblocks, 4), dtype=np.uint32)
+    counters[..., 0] = p & np.uint64(_U32)
+    counters[..., 1] = p >> np.uint64(32)
+    counters[..., 2] = j
+    return philox4x32_10(counters, (seed & _U32, seed >> 32))
+
+
+def _c(*values: float):
+    return [F32(v) for v in values]
+
+
+def log_unit(u: np.ndarray) -> np.ndarray:
+    """ln u, u in (0, 1], by the kernels' Cephes logf polynomial."""
+    bits = u.view(np.int32)
+    e = (bits >> 23) - 126
+    m = ((bits & 0x007FFFFF) | 0x3F000000).view(F32)
+    below = m < F32(0.707106781186547524)
+    e = e - below.astype(np.int32)
+    x = np.where(below, m + m, m) - F32(1.0)
+    z = x * x
+    p = F32(7.0376836292e-2)
+    for c in _c(-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1):
+        p = p * x + c
+    ef = e.astype(F32)
+    y = x * z * p
+    y = y + ef * F32(-2.12194440e-4)
+    y = y - F32(0.5) * z
+    return (x + y) + ef * F32(0.693359375)
+
+
+def box_muller(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r cos 2 pi v, r sin 2 pi v) from two uint32 words, as the kernels compute it."""
+    u = ((a >> 8) + 1).astype(np.int32).astype(F32) * F32(2.0 ** -24)
+    r = np.sqrt(log_unit(u) * F32(-2.0))
+    k = (b >> 8).astype(np.int32)
+    q = (k + (1 << 21)) >> 22
+    t = (k - (q << 22)).astype(F32) * F32(2 * math.pi / 2 ** 24)
+    z = t * t
+    sp = F32(-1.9515295891e-4)
+    for c in _c(8.3321608736e-3, -1.6666654611e-1):
+        sp = sp * z + c
+    s = sp * z * t + t
+    cp = F32(2.443315711809948e-5)
+    for c in _c(-1.388731625493765e-3, 4.166664568298827e-2):
+        cp = cp * z + c
+    cs = (cp * z * z - F32(0.5) * z) + F32(1.0)
+    odd = (q & 1) != 0
+    sin_sign = ((q & 2) << 30).astype(np.uint32)
+    cos_sign = (((q + 1) & 2) << 30).astype(np.uint32)
+    z_sin = r * (np.where(odd, cs, s).view(np.uint32) ^ sin_sign).view(F32)
+    z_cos = r * (np.where(odd, s, cs).view(np.uint32) ^ cos_sign).view(F32)
+    return z_cos, z_sin
+
+
+def mc_normals(seed: int, npaths: int, nblocks: int, path0: int = 0) -> np.ndarray:
+    """[npaths, 4 nblocks]: normals 4j .. 4j+3 of a path from its Philox block j."""
+    w = mc_philox(seed, npaths, nblocks, path0)
+    z = np.empty((npaths, nblocks, 4), dtype=F32)
+    z[..., 0], z[..., 1] = box_muller(w[..., 0], w[..., 1])
+    z[..., 2], z[..., 3] = box_muller(w[..., 2], w[..., 3])
+    return z.reshape(npaths, 4 * nblocks)
+
+
+def mc_gbm(drift_dt: float, vol_sqrt_dt: float, seed: int, npaths: int, steps: int, path0: int = 0) -> np.ndarray:
+    """ln(S_T / S_0) by log-Euler steps x += drift_dt + vol_sqrt_dt z_s."""
+    z = mc_normals(seed, npaths, (steps + 3) // 4, path0)
+    x = np.zeros(npaths, dtype=F32)
+    drift, vol = F32(drift_dt), F32(vol_sqrt_dt)
+    for s in range(steps):
+        x = x + (drift + vol * z[:, s])
+    return x
+
+
+def mc_heston(coefficients: dict, seed: int, npaths: int, steps: int, path0: int = 0) -> np.ndarray:
+    """ln(S_T / S_0) by full-truncation Euler steps on the log price, normals 2s and 2s+1 at step s."""
+    z = mc_normals(seed, npaths, (steps + 1) // 2, path0)
+    c = {name: F32(value) for name, value in coefficients.items()}
+    x = np.zeros(npaths, dtype=F32)
+    v = np.full(npaths, c["v0"], dtype=F32)
+    for s in range(steps):
+        vp = np.where(v > 0, v, F32(0.0))
+        d = np.sqrt(vp * c["dt"])
+        z1, z2 = z[:, 2 * s], z[:, 2 * s + 1]
+        x = x + ((c["mu_dt"] - c["half_dt"] * vp) + d * z1)
+        v = v + (c["kappa_dt"] * (c["theta"] - vp) + c["xi"] * d * (c["rho"] * z1 + c["rho_bar"] * z2))
+    return x

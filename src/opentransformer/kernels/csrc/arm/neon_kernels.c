@@ -524,6 +524,7 @@ OT_INLINE void vscale(float *y, float a, int64_t n) {
 #define DECLARE_VISION(isa) OT_DECLARE_VISION(isa)
 #define SET_VISION(t, isa) OT_SET_VISION(t, isa)
 DECLARE_VISION(OT_ISA_SUFFIX)
+void FN(ot_register_montecarlo)(struct ot_kernels *t);
 
 void FN(ot_register)(struct ot_kernels *t) {
     t->tile[OT_Q4_0] = q4_0_tile;
@@ -540,4 +541,5 @@ void FN(ot_register)(struct ot_kernels *t) {
     t->attention_f32 = attention_f32;
     t->attention_f16 = attention_f16;
     SET_VISION(t, OT_ISA_SUFFIX);
+    FN(ot_register_montecarlo)(t);
 }

@@ -123,6 +123,14 @@ struct ot_kernels {
     void (*layernorm)(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps, float *out);
     int (*attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
                           float scale, float *out);
+    /* Monte Carlo over paths [path0, path0 + npaths), on the calling thread
+     * (ot_montecarlo_impl.h; filled by ot_register_montecarlo_<isa>). */
+    void (*mc_philox)(uint64_t seed, int64_t path0, int64_t npaths, int64_t nblocks, uint32_t *out);
+    void (*mc_normals)(uint64_t seed, int64_t path0, int64_t npaths, int64_t nblocks, float *out);
+    void (*mc_gbm)(const struct ot_gbm_params *p, uint64_t seed, int64_t path0, int64_t npaths, int64_t steps,
+                   float *out);
+    void (*mc_heston)(const struct ot_heston_params *p, uint64_t seed, int64_t path0, int64_t npaths,
+                      int64_t steps, float *out);
 };
 
 /* The active table and thread count (dispatch.c). */

@@ -213,6 +213,38 @@ void ot_layernorm(const float *x, const float *w, const float *b, int64_t rows, 
 int ot_attention_full(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
                       float scale, float *out);
 
+/* --- Monte Carlo -----------------------------------------------------------
+ *
+ * Path p's random numbers come from Philox4x32-10 with counter
+ * (p mod 2^32, p div 2^32, j, 0) and key (seed mod 2^32, seed div 2^32):
+ * block j holds four 32-bit words, turned by Box-Muller into normals
+ * 4j .. 4j+3 of the path. Results depend on the seed and the path index only,
+ * bit for bit: not on the thread count, the split into calls or the ISA.
+ * Paths run in float32; every call is multi-threaded over paths. */
+
+/* Precomputed per-step coefficients, float32 as the kernels use them. */
+struct ot_gbm_params {
+    float drift_dt;    /* (mu - sigma^2 / 2) dt */
+    float vol_sqrt_dt; /* sigma sqrt(dt) */
+};
+
+struct ot_heston_params {
+    float v0, mu_dt, half_dt, dt, kappa_dt, theta, xi, rho, rho_bar; /* mu = r - q; rho_bar = sqrt(1 - rho^2) */
+};
+
+/* out[i][j][w] = word w of block j of path path0 + i (npaths x nblocks x 4). */
+void ot_philox4x32(uint64_t seed, int64_t path0, int64_t npaths, int64_t nblocks, uint32_t *out);
+/* out[i][n] = normal n of path path0 + i, n < 4 nblocks. */
+void ot_mc_normals(uint64_t seed, int64_t path0, int64_t npaths, int64_t nblocks, float *out);
+/* out[i] = ln(S_T / S_0) of path path0 + i after `steps` log-Euler steps of
+ * GBM, step s taking normal s. */
+void ot_mc_gbm(const struct ot_gbm_params *p, uint64_t seed, int64_t path0, int64_t npaths, int64_t steps,
+               float *out);
+/* out[i] = ln(S_T / S_0) of path path0 + i after `steps` full-truncation
+ * Euler steps of Heston on the log price, step s taking normals 2s and 2s+1. */
+void ot_mc_heston(const struct ot_heston_params *p, uint64_t seed, int64_t path0, int64_t npaths, int64_t steps,
+                  float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,6 +71,7 @@ static inline void vscale(float *y, float a, int64_t n) {
 #include "ot_attn_impl.h"
 
 void ot_register_generic_quants(struct ot_kernels *t);
+void ot_register_montecarlo_generic(struct ot_kernels *t);
 OT_DECLARE_VISION(generic)
 
 void ot_register_generic(struct ot_kernels *t) {
@@ -82,4 +83,5 @@ void ot_register_generic(struct ot_kernels *t) {
     t->silu_mul = silu_mul;
     t->add = add;
     OT_SET_VISION(t, generic);
+    ot_register_montecarlo_generic(t);
 }
