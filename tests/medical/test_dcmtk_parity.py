@@ -52,12 +52,10 @@ GENERATED = {
 }
 
 # pydicom samples that are not renderable images: each must be refused with
-# a clear message. JPEG-lossy.dcm's scan header is invalid for sequential
-# JPEG: dcmtk renders it with a warning, libjpeg (pylibjpeg) refuses it.
+# a clear message.
 REFUSED_SAMPLES = {
     "MR_truncated.dcm": "truncated",
     "badVR.dcm": "Number of Frames",
-    "JPEG-lossy.dcm": "cannot decode",
     "JPEG2000-embedded-sequence-delimiter.dcm": "cannot decode",
 }
 # dcmtk 3.6.7 swaps 32-bit big-endian pixel data as 16-bit words: its
@@ -147,6 +145,14 @@ def test_broken_pydicom_sample_is_refused(name):
     with pytest.raises(XrayReadError, match=REFUSED_SAMPLES[name]) as raised:
         read_xray(sample(name))
     assert name in str(raised.value)
+
+
+def test_invalid_jpeg_scan_header_is_repaired_and_reported():
+    """JPEG-lossy.dcm's scan header is invalid for sequential JPEG (Se=0):
+    dcmtk renders it with a warning, libjpeg refuses it until repaired."""
+    image = read_xray(sample("JPEG-lossy.dcm"))
+    assert any("JPEG scan header repaired" in w for w in image.warnings)
+    assert not any("JPEG scan header" in w for w in read_xray(sample("JPGExtended.dcm")).warnings)
 
 
 def test_sample_set_is_not_empty():

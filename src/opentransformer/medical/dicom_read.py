@@ -10,14 +10,19 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom import Dataset
+from pydicom.encaps import encapsulate, get_frame
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import pixel_array
 from pydicom.pixels.utils import get_expected_length
+from pydicom.uid import JPEGBaseline8Bit, JPEGExtended12Bit
 
 from ..errors import XrayReadError
+from .jpeg_scan import repair_sequential_scans
 
 PIXEL_DATA_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 XRAY_MODALITIES = ("CR", "DX", "DR", "RG")
+PIXEL_MODULE_KEYWORDS = ("SamplesPerPixel", "PhotometricInterpretation", "PlanarConfiguration", "Rows", "Columns",
+                         "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation")
 
 # Non-identifying tags: reported with every result.
 TAG_KEYWORDS = (
@@ -83,16 +88,44 @@ def check_pixel_data(ds: Dataset, name: str, max_pixels: int) -> int:
     return frames
 
 
-def decode_frame(ds: Dataset, frame: int, frames: int, name: str) -> np.ndarray:
+def decode_frame(ds: Dataset, frame: int, frames: int, name: str) -> tuple[np.ndarray, list[str]]:
+    """(the frame's stored values, warnings about how it was decoded)."""
     if not 0 <= frame < frames:
         raise XrayReadError(f"{name}: frame {frame} requested, but the file has {frames} frame(s) (0-based)")
+    source, warnings = ds, []
+    syntax = transfer_syntax(ds)
+    if syntax in (JPEGBaseline8Bit, JPEGExtended12Bit):
+        repaired = _repaired_jpeg_frame(ds, frame, frames, name)
+        if repaired is not None:
+            source, frame, frames = repaired, 0, 1
+            warnings.append("JPEG scan header repaired (Ss/Se/Ah/Al set to 0/63/0/0, as dcmtk's decoder does)")
     try:
-        return pixel_array(ds, index=frame if frames > 1 else None)
+        return pixel_array(source, index=frame if frames > 1 else None), warnings
     except (ValueError, RuntimeError, NotImplementedError, EOFError, KeyError, AttributeError,
             struct.error) as exc:
-        syntax = transfer_syntax(ds)
         what = f"{syntax.name} pixel data" if syntax is not None else "pixel data"
         raise XrayReadError(f"{name}: cannot decode the {what} ({_reason(exc)})") from None
+
+
+def _repaired_jpeg_frame(ds: Dataset, frame: int, frames: int, name: str) -> Dataset | None:
+    """A one-frame copy of the pixel module holding the frame with its scan
+    header repaired, or None when the frame needs no repair."""
+    try:
+        codestream = get_frame(ds.PixelData, frame, number_of_frames=frames)
+    except (ValueError, KeyError, struct.error) as exc:
+        raise XrayReadError(f"{name}: cannot find frame {frame} in the encapsulated pixel data "
+                            f"({_reason(exc)})") from None
+    repaired = repair_sequential_scans(codestream)
+    if repaired is None:
+        return None
+    single = Dataset()
+    single.file_meta = ds.file_meta
+    for keyword in PIXEL_MODULE_KEYWORDS:
+        if keyword in ds:
+            single[keyword] = ds[keyword]
+    single.PixelData = encapsulate([repaired])
+    single["PixelData"].VR = "OB"
+    return single
 
 
 def modality_warning(ds: Dataset) -> str | None:

@@ -111,7 +111,8 @@ def _from_dicom(data: bytes, path: Path | None, digest: str, frame: int, window:
             raise XrayReadError(f"{name}: {problem}; refused (strict)")
         warnings.append(problem)
     frames = dicom_read.check_pixel_data(ds, name, max_pixels)
-    stored = dicom_read.decode_frame(ds, frame, frames, name)
+    stored, decode_warnings = dicom_read.decode_frame(ds, frame, frames, name)
+    warnings.extend(decode_warnings)
     pixels, choice = render_frame(ds, stored, window, name)
     tags, phi = dicom_read.split_tags(ds)
     for keyword in dicom_read.PIXEL_DATA_KEYWORDS:
