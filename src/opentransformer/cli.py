@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .errors import OpenTransformerError
+from .finance.cli import register_finance_commands
 
 err = Console(stderr=True, highlight=False)
 
@@ -399,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-origin", action="append", default=None,
                    help="allow browser requests from this origin; repeat for several (default: CORS off)")
     p.set_defaults(func=cmd_serve)
+
+    register_finance_commands(sub)
     return parser
 
 

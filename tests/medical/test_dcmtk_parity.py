@@ -58,10 +58,9 @@ REFUSED_SAMPLES = {
     "badVR.dcm": "Number of Frames",
     "JPEG2000-embedded-sequence-delimiter.dcm": "cannot decode",
 }
-# dcmtk 3.6.7 swaps 32-bit big-endian pixel data as 16-bit words: its
-# rendering of these differs from its own rendering of the little-endian
-# files pydicom made them from, which pydicom decodes to identical pixels.
-# They are compared with dcmtk's rendering of the little-endian twin.
+# dcmtk 3.6.7 renders these 32-bit big-endian files differently from the
+# little-endian files pydicom made them from, which pydicom decodes to
+# identical values: they are compared with dcmtk's rendering of the twin.
 BIG_ENDIAN_TWINS = {"rtdose_expb.dcm": "rtdose.dcm", "rtdose_expb_1frame.dcm": "rtdose_1frame.dcm"}
 # The sample files pydicom installs with itself (listed from its directory:
 # pydicom's own listing function would try to download its larger set).
