@@ -13,10 +13,6 @@ class FinanceInputError(FinanceError, InvalidRequestError):
     """Bad input: an empty date range, a non-positive or NaN price, a confidence outside (0, 1) ..."""
 
 
-class MissingExtraError(FinanceError):
-    """A package of the `finance` extra is not installed."""
-
-
 class ProviderError(FinanceError):
     """A market-data provider answered with something other than data: an error body, an HTML page,
     a server error that outlasted the retries."""
