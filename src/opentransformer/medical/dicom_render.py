@@ -60,8 +60,8 @@ def _render_grayscale(ds: Dataset, stored: np.ndarray, window: int | None,
     inverse = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE"
     if kind == "lut":
         levels, bits = _voi_lut(ds, values, index)
-        top = 2 ** bits - 1
-        return lut_to_uint8(top - levels if inverse else levels, bits), VoiChoice("lut", index)
+        eight = lut_to_uint8(levels, bits)
+        return (255 - eight if inverse else eight), VoiChoice("lut", index)
     if kind == "window":
         center = float(_multi(ds.WindowCenter)[index])
         width = float(_multi(ds.WindowWidth)[index])
@@ -134,8 +134,10 @@ def _render_colour(ds: Dataset, stored: np.ndarray, photometric: str, name: str)
 
 def to_uint8(unit: np.ndarray) -> np.ndarray:
     """[0, 1] to gray levels, truncating as dcmtk does (the reference
-    renderer): only 1.0 itself becomes 255."""
-    return np.floor(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+    renderer): only 1.0 itself becomes 255. The 1e-6 keeps a level that is
+    exact in theory (an 8-bit image's own values, inverted) from landing
+    one below it through rounding error."""
+    return np.floor(np.clip(unit, 0.0, 1.0) * 255.0 + 1e-6).astype(np.uint8)
 
 
 def lut_to_uint8(levels: np.ndarray, bits: int) -> np.ndarray:
