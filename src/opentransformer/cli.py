@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from .errors import OpenTransformerError
 from .finance.cli import register_finance_commands
+from .medical.cli import register_xray_commands
 
 err = Console(stderr=True, highlight=False)
 
@@ -273,7 +274,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from .serve.settings import api_key_from_env
 
     try:
-        settings = ServeSettings(model=a.model, vision_model=a.vision_model, host=a.host, port=a.port,
+        settings = ServeSettings(model=a.model, vision_model=a.vision_model, xray_model=a.xray_model,
+                                 host=a.host, port=a.port,
                                  api_key=api_key_from_env(a.api_key), max_sequences=a.max_sequences,
                                  max_queue=a.max_queue, ctx=a.ctx, threads=a.threads,
                                  max_body_bytes=a.max_body_bytes, cors_origins=tuple(a.cors_origin or ()))
@@ -386,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", "-m", default="default",
                    help="'default' (SmolLM2-135M-Instruct), a .gguf file, or a model directory (default: %(default)s)")
     p.add_argument("--vision-model", default=None, help="also serve /v1/images/classify with this ViT model")
+    p.add_argument("--xray-model", default=None,
+                   help="also serve POST /v1/medical/xray with this chest X-ray ViT (a model directory or a "
+                        "downloaded repo id, e.g. lxyuan/vit-xray-pneumonia-classification)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, loopback)")
     p.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
     p.add_argument("--api-key", default=None,
@@ -401,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow browser requests from this origin; repeat for several (default: CORS off)")
     p.set_defaults(func=cmd_serve)
 
+    register_xray_commands(sub)
     register_finance_commands(sub)
     return parser
 

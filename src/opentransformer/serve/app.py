@@ -152,7 +152,7 @@ class RequestMetrics:
 
 def create_app(settings: ServeSettings) -> FastAPI:
     from .. import load_classifier, load_llm
-    from . import routes_openai, routes_system, routes_tokens, routes_vision
+    from . import routes_medical, routes_openai, routes_system, routes_tokens, routes_vision
     from . import routes_finance
 
     server = ServerState(settings=settings, metrics=ServerMetrics())
@@ -186,6 +186,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(routes_tokens.router, dependencies=protected)
     app.include_router(routes_vision.router, dependencies=protected)
     app.include_router(routes_finance.router, dependencies=protected)
+    app.include_router(routes_medical.router, dependencies=protected)
     app.include_router(routes_system.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:

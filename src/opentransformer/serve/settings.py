@@ -11,6 +11,7 @@ API_KEY_ENV = "OPENTRANSFORMER_API_KEY"
 class ServeSettings:
     model: str = "default"
     vision_model: str | None = None
+    xray_model: str | None = None  # serves POST /v1/medical/xray
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
