@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import FinanceInputError
+from ..montecarlo import simulate_gbm
 from .validation import require_confidence, require_count, require_returns
 
 MONTE_CARLO_PATHS = 100_000
@@ -118,18 +119,18 @@ def monte_carlo_var_es(
     seed: int = 0,
 ) -> RiskEstimate:
     """VaR and ES of `horizon`-period returns simulated from geometric Brownian motion fitted to the
-    log returns (their mean and ddof=1 standard deviation), estimated from the `paths` outcomes by the
-    historical rules. The h-period log return of GBM is exactly normal, so each path is one draw from
-    numpy's PCG64 generator seeded with `seed`: the same seed gives the same numbers.
+    log returns (per-period mean m and ddof=1 standard deviation s, so drift mu = m + s^2 / 2), one
+    step per period, estimated from the `paths` outcomes by the historical rules. Paths come from the
+    native Monte Carlo kernels (finance.montecarlo.simulate_gbm: Philox random numbers, float32 path
+    stepping), so the same seed gives the same numbers on any thread count.
     """
     level = require_confidence(confidence)
     steps = require_count(horizon, "horizon")
     count = require_count(paths, "paths", minimum=100)
     log_returns = np.log1p(require_returns(returns, min_length=2).to_numpy())
     drift, vol = float(np.mean(log_returns)), float(np.std(log_returns, ddof=1))
-    draws = np.random.default_rng(seed).standard_normal(count)
-    outcomes = np.expm1(drift * steps + vol * np.sqrt(steps) * draws)
-    var, es = _tail_estimate(outcomes, level)
+    terminal = simulate_gbm(1.0, drift + 0.5 * vol * vol, vol, float(steps), steps, count, seed)
+    var, es = _tail_estimate(terminal - 1.0, level)
     return RiskEstimate("monte-carlo", level, steps, var, es)
 
 
