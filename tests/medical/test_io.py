@@ -2,6 +2,7 @@
 identifiers, and bad input refused with one clear XrayReadError."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import struct
 import tracemalloc
@@ -202,3 +203,33 @@ def test_missing_file_and_directory(tmp_path):
         read_xray(tmp_path / "nothing.dcm")
     with pytest.raises(XrayReadError, match="is a directory"):
         read_xray(tmp_path)
+
+
+def test_nifti_gzip_bomb_is_refused(tmp_path):
+    """A .nii.gz whose stream inflates far past the size its header declares."""
+    small = nibabel.Nifti1Image(np.ones((10, 10), np.float32), np.eye(4)).to_bytes()
+    (tmp_path / "bomb.nii.gz").write_bytes(gzip.compress(small + bytes(32 * 2 ** 20)))
+    with pytest.raises(XrayReadError, match="holds more than the 752 bytes its NIfTI header declares"):
+        read_xray(tmp_path / "bomb.nii.gz")
+
+
+@pytest.mark.parametrize("variant", [dict(), dict(compression="rle"), dict(voi_lut=(0, 16, [0, 9, 65535]))])
+def test_damaged_dicom_bytes_raise_only_xray_read_errors(tmp_path, variant):
+    """Random byte damage, cuts and overwritten headers: a result or an
+    XrayReadError, never another exception."""
+    good = make_dicom(tmp_path / "good.dcm", **variant).read_bytes()
+    rng = np.random.default_rng(7)
+    for trial in range(150):
+        data = bytearray(good)
+        if trial % 3 == 0:
+            for _ in range(rng.integers(1, 6)):
+                data[rng.integers(132, len(data))] = rng.integers(0, 256)
+        elif trial % 3 == 1:
+            data = data[:rng.integers(132, len(data))]
+        else:
+            at = rng.integers(132, 900)
+            data[at:at + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+        try:
+            read_xray(bytes(data))
+        except XrayReadError:
+            pass

@@ -11,10 +11,10 @@ import numpy as np
 import pydicom
 from pydicom import Dataset
 from pydicom.encaps import encapsulate, get_frame
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import pixel_array
 from pydicom.pixels.utils import get_expected_length
-from pydicom.uid import JPEGBaseline8Bit, JPEGExtended12Bit
+from pydicom.uid import JPEGBaseline8Bit, JPEGExtended12Bit, RLELossless
 
 from ..errors import XrayReadError
 from .jpeg_scan import repair_sequential_scans
@@ -47,11 +47,22 @@ PHI_KEYWORDS = (
 )
 
 
+# What pydicom and numpy raise on malformed data: values that do not parse,
+# required elements missing, unknown VRs, lengths that do not add up.
+MALFORMED = (InvalidDicomError, BytesLengthException, EOFError, OSError, ValueError, KeyError, TypeError,
+             AttributeError, IndexError, NotImplementedError, OverflowError, struct.error)
+
+
 def read_dataset(data: bytes, name: str) -> Dataset:
+    """The whole dataset, every element's value parsed now: pydicom parses
+    lazily, and a damaged element should fail here, not deep in rendering."""
     try:
-        return pydicom.dcmread(io.BytesIO(data), force=False)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, struct.error) as exc:
-        raise XrayReadError(f"{name}: not a readable DICOM file ({_reason(exc)})") from None
+        ds = pydicom.dcmread(io.BytesIO(data), force=False)
+        for element in ds.iterall():
+            element.value  # noqa: B018 - parsing is the point
+        return ds
+    except MALFORMED as exc:
+        raise XrayReadError(f"{name}: not a readable DICOM file ({reason(exc)})") from None
 
 
 def check_pixel_data(ds: Dataset, name: str, max_pixels: int) -> int:
@@ -99,12 +110,15 @@ def decode_frame(ds: Dataset, frame: int, frames: int, name: str) -> tuple[np.nd
         if repaired is not None:
             source, frame, frames = repaired, 0, 1
             warnings.append("JPEG scan header repaired (Ss/Se/Ah/Al set to 0/63/0/0, as dcmtk's decoder does)")
+    # pylibjpeg-rle aborts with a Rust panic (a BaseException, not an Exception)
+    # on a corrupt RLE segment; pydicom's own RLE decoder raises ValueError.
+    plugin = "pydicom" if syntax == RLELossless else ""
     try:
-        return pixel_array(source, index=frame if frames > 1 else None), warnings
+        return pixel_array(source, index=frame if frames > 1 else None, decoding_plugin=plugin), warnings
     except (ValueError, RuntimeError, NotImplementedError, EOFError, KeyError, AttributeError,
             struct.error) as exc:
         what = f"{syntax.name} pixel data" if syntax is not None else "pixel data"
-        raise XrayReadError(f"{name}: cannot decode the {what} ({_reason(exc)})") from None
+        raise XrayReadError(f"{name}: cannot decode the {what} ({reason(exc)})") from None
 
 
 def _repaired_jpeg_frame(ds: Dataset, frame: int, frames: int, name: str) -> Dataset | None:
@@ -114,7 +128,7 @@ def _repaired_jpeg_frame(ds: Dataset, frame: int, frames: int, name: str) -> Dat
         codestream = get_frame(ds.PixelData, frame, number_of_frames=frames)
     except (ValueError, KeyError, struct.error) as exc:
         raise XrayReadError(f"{name}: cannot find frame {frame} in the encapsulated pixel data "
-                            f"({_reason(exc)})") from None
+                            f"({reason(exc)})") from None
     repaired = repair_sequential_scans(codestream)
     if repaired is None:
         return None
@@ -166,6 +180,6 @@ def display_name(path: Path | None) -> str:
     return str(path) if path is not None else "image"
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -3,7 +3,6 @@ PNG and JPEG at 8 or 16 bit, NIfTI, and images already in memory. Every
 reader returns the 8-bit picture the model sees, with where it came from."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -31,6 +30,8 @@ DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
 
+# A NIfTI volume may hold this many times max_pixels voxels in all (one slice is shown).
+NIFTI_VOLUME_FACTOR = 4
 NIFTI_MAGICS = (b"n+1\x00", b"ni1\x00", b"n+2\x00", b"ni2\x00")
 
 
@@ -110,10 +111,14 @@ def _from_dicom(data: bytes, path: Path | None, digest: str, frame: int, window:
         if strict:
             raise XrayReadError(f"{name}: {problem}; refused (strict)")
         warnings.append(problem)
-    frames = dicom_read.check_pixel_data(ds, name, max_pixels)
-    stored, decode_warnings = dicom_read.decode_frame(ds, frame, frames, name)
+    try:
+        frames = dicom_read.check_pixel_data(ds, name, max_pixels)
+        stored, decode_warnings = dicom_read.decode_frame(ds, frame, frames, name)
+        pixels, choice = render_frame(ds, stored, window, name)
+    except dicom_read.MALFORMED as exc:
+        raise XrayReadError(f"{name}: the DICOM image attributes are malformed "
+                            f"({dicom_read.reason(exc)})") from None
     warnings.extend(decode_warnings)
-    pixels, choice = render_frame(ds, stored, window, name)
     tags, phi = dicom_read.split_tags(ds)
     for keyword in dicom_read.PIXEL_DATA_KEYWORDS:
         if keyword in ds:
@@ -210,31 +215,33 @@ def _leading_bytes(data: bytes, count: int) -> bytes:
 
 def _from_nifti(data: bytes, path: Path | None, digest: str, nifti_slice: int | None,
                 max_pixels: int) -> XrayImage:
+    """A 2-D image or one slice of a 3-D volume. The header is checked before
+    a .nii.gz is inflated, and inflating stops at the size it declares."""
     import nibabel
     from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
     name = dicom_read.display_name(path)
+    malformed = (ImageFileError, HeaderDataError, ValueError, TypeError, OSError, EOFError, zlib.error)
     try:
-        image = nibabel.Nifti1Image.from_bytes(_maybe_gunzip(data))
-    except (ImageFileError, ValueError, OSError, EOFError) as exc:
-        try:
-            image = nibabel.Nifti2Image.from_bytes(_maybe_gunzip(data))
-        except (ImageFileError, ValueError, OSError, EOFError):
-            raise XrayReadError(f"{name}: not a readable NIfTI file ({exc})") from None
-    shape = tuple(int(n) for n in image.shape)
-    while len(shape) > 2 and shape[-1] == 1:
-        shape = shape[:-1]
-    if len(shape) not in (2, 3) or min(shape) <= 0:
-        raise XrayReadError(f"{name}: a NIfTI image of shape {image.shape} is not 2-D or 3-D")
-    if shape[0] * shape[1] > max_pixels:
-        raise XrayReadError(f"{name}: a {shape[0]} x {shape[1]} slice is over the limit of {max_pixels:,}")
-    slices = shape[2] if len(shape) == 3 else 1
-    chosen = slices // 2 if nifti_slice is None else nifti_slice
-    if not 0 <= chosen < slices:
-        raise XrayReadError(f"{name}: slice {chosen} requested, but the NIfTI image has {slices} slice(s)")
-    try:
+        header_type, header = _nifti_header(_leading_bytes(data, 540))
+        shape = tuple(int(n) for n in header.get_data_shape())
+        while len(shape) > 2 and shape[-1] == 1:
+            shape = shape[:-1]
+        if len(shape) not in (2, 3) or min(shape) <= 0:
+            raise XrayReadError(f"{name}: a NIfTI image of shape {header.get_data_shape()} is not 2-D or 3-D")
+        voxels = int(np.prod(shape))
+        if shape[0] * shape[1] > max_pixels or voxels > NIFTI_VOLUME_FACTOR * max_pixels:
+            raise XrayReadError(f"{name}: a NIfTI image of shape {shape} is over the limit of {max_pixels:,} "
+                                f"pixels per slice and {NIFTI_VOLUME_FACTOR * max_pixels:,} in all; refused")
+        size = int(header.get_data_offset()) + voxels * header.get_data_dtype().itemsize
+        image = header_type.from_bytes(_inflated(data, size, name))
+        slices = shape[2] if len(shape) == 3 else 1
+        chosen = slices // 2 if nifti_slice is None else nifti_slice
+        if not 0 <= chosen < slices:
+            raise XrayReadError(f"{name}: slice {chosen} requested, but the NIfTI image has {slices} slice(s)")
         plane = np.asarray(image.dataobj[..., chosen] if len(image.shape) >= 3 else image.dataobj)
-    except (ValueError, OSError, EOFError) as exc:
-        raise XrayReadError(f"{name}: cannot read the NIfTI voxel data ({exc})") from None
+    except malformed as exc:
+        raise XrayReadError(f"{name}: not a readable NIfTI file ({dicom_read.reason(exc)})") from None
     plane = plane.reshape(shape[0], shape[1])
     # NIfTI stores (i, j) with i along the patient's left-right axis and j
     # running upward (RAS): rows are j, shown top to bottom.
@@ -242,13 +249,23 @@ def _from_nifti(data: bytes, path: Path | None, digest: str, nifti_slice: int | 
     return XrayImage(pixels, path, digest, "nifti", frame=chosen, frames=slices)
 
 
-def _maybe_gunzip(data: bytes) -> bytes:
+def _nifti_header(head: bytes):
+    """(image class, header) from the first bytes: NIfTI-1 or NIfTI-2 by sizeof_hdr."""
+    import nibabel
+    nifti2 = int.from_bytes(head[:4], "little") == 540 or int.from_bytes(head[:4], "big") == 540
+    image_type = nibabel.Nifti2Image if nifti2 else nibabel.Nifti1Image
+    return image_type, image_type.header_class.from_fileobj(io.BytesIO(head))
+
+
+def _inflated(data: bytes, size: int, name: str) -> bytes:
+    """The file's bytes, gunzipped when gzipped, refused when they come to
+    more than the header's `size` allows (a gzip bomb)."""
     if data[:2] != b"\x1f\x8b":
         return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError) as exc:
-        raise XrayReadError(f"NIfTI: the gzip stream is damaged ({exc})") from None
+    inflated = zlib.decompressobj(wbits=31).decompress(data, size + 1)
+    if len(inflated) > size:
+        raise XrayReadError(f"{name}: the gzip stream holds more than the {size:,} bytes its NIfTI header declares")
+    return inflated
 
 
 def _finite(array: np.ndarray, name: str) -> np.ndarray:
