@@ -43,7 +43,7 @@ def test_macd_and_bollinger_signals_follow_talib(close):
     line, signal, _ = talib.MACD(close.to_numpy(), 12, 26, 9)
     with np.errstate(invalid="ignore"):
         np.testing.assert_array_equal(backtest.macd_positions(close).to_numpy(), (line > signal).astype(float))
-    upper, middle, lower = talib.BBANDS(close.to_numpy(), 20, 2.0, 2.0, 0)
+    _, middle, lower = talib.BBANDS(close.to_numpy(), 20, 2.0, 2.0, 0)
     positions = backtest.bollinger_positions(close).to_numpy()
     holding = False
     for bar, price in enumerate(close.to_numpy()):

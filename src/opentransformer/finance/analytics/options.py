@@ -17,7 +17,7 @@ import numpy as np
 from scipy import integrate, optimize, special
 
 from ..errors import FinanceInputError
-from .validation import require_count, require_finite, require_non_negative, require_positive
+from .validation import require_count, require_finite, require_positive
 
 
 class OptionType(str, Enum):
