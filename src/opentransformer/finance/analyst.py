@@ -30,12 +30,13 @@ ANALYSIS_SCHEMA = {
     "additionalProperties": False,
 }
 
-_SYSTEM = ("You are a careful financial analyst. Write a short analysis (at most five sentences) of {symbol} "
-           "from these facts only, computed from {provider} prices from {start} to {end}. Quote numbers exactly "
-           "as written in the facts and invent none; do not give buy or sell advice.\n\nFacts:\n{facts}")
-_USER = "Analyse {symbol}."
-_USER_JSON = ("Analyse {symbol}. Answer in JSON with a summary, an outlook and up to three risks, each a "
-              "sentence or two.")
+_SYSTEM = "You are a careful financial analyst. You only use the facts you are given and never invent numbers."
+# Small models heed the user turn more than the system prompt, so the facts go there.
+_USER = ("Facts about {symbol}, computed from {provider} prices from {start} to {end}:\n{facts}\n\n"
+         "In three sentences, describe the trend, the momentum indicators and the risk of {symbol} using these facts. "
+         "Give no buy or sell advice.")
+_USER_JSON = _USER + " Answer in JSON with a summary, an outlook and up to three risks."
+REPEAT_PENALTY = 1.15  # keeps a small model from looping on one sentence
 
 
 @dataclass(frozen=True)
@@ -175,10 +176,16 @@ def ground_numbers(text: str, facts: Facts) -> str:
 
 
 def chat_messages(facts: Facts, json_answer: bool = False) -> list[dict]:
-    system = _SYSTEM.format(symbol=facts.symbol, provider=facts.provider, start=facts.start, end=facts.end,
-                            facts=facts.as_text())
-    user = (_USER_JSON if json_answer else _USER).format(symbol=facts.symbol)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    user = (_USER_JSON if json_answer else _USER).format(symbol=facts.symbol, provider=facts.provider,
+                                                          start=facts.start, end=facts.end, facts=facts.as_text())
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
+
+
+def whole_sentences(text: str) -> str:
+    """`text` without a last sentence that the token budget cut off."""
+    text = text.strip()
+    end = max(text.rfind(". "), text.rfind(".\n"))
+    return text if text.endswith((".", "!", "?")) or end < 0 else text[:end + 1]
 
 
 def ground_structured(answer: dict, facts: Facts) -> dict:
@@ -195,13 +202,19 @@ def fetch_history(symbol: str, provider: str | None = None, start=None, end=None
         return data.history(symbol, start, end, interval)
 
 
+def narrate(facts: Facts, llm, model: str, max_tokens: int = 160, temperature: float = 0.2,
+            seed: int | None = 0) -> Analysis:
+    """The model's narrative on `facts`. It is not streamed: its numbers are checked against the facts
+    before anyone sees it."""
+    text = llm.chat(chat_messages(facts), max_tokens=max_tokens, temperature=temperature, seed=seed,
+                    repeat_penalty=REPEAT_PENALTY)
+    return Analysis(facts, ground_numbers(whole_sentences(text), facts), model)
+
+
 def analyze(symbol: str, model: str = "default", llm=None, provider: str | None = None, start=None, end=None,
-            max_tokens: int = 160, temperature: float = 0.2, seed: int | None = 0) -> Analysis:
-    """Facts for `symbol` and the model's narrative on them (`llm`: a loaded LLM, else `model` is loaded).
-    The narrative is not streamed: its numbers are checked against the facts before anyone sees it."""
+            interval: str = "1d", max_tokens: int = 160, temperature: float = 0.2, seed: int | None = 0) -> Analysis:
+    """Facts for `symbol` and the model's narrative on them (`llm`: a loaded LLM, else `model` is loaded)."""
     from .. import load_llm
 
-    facts = compute_facts(fetch_history(symbol, provider, start, end))
-    llm = llm if llm is not None else load_llm(model)
-    text = llm.chat(chat_messages(facts), max_tokens=max_tokens, temperature=temperature, seed=seed)
-    return Analysis(facts, ground_numbers(text.strip(), facts), model)
+    facts = compute_facts(fetch_history(symbol, provider, start, end, interval))
+    return narrate(facts, llm if llm is not None else load_llm(model), model, max_tokens, temperature, seed)

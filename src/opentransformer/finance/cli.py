@@ -277,7 +277,7 @@ def cmd_option(a: argparse.Namespace) -> int:
 
 def cmd_analyze(a: argparse.Namespace) -> int:
     from .. import load_llm
-    from .analyst import DISCLAIMER, Analysis, chat_messages, compute_facts, fetch_history, ground_numbers
+    from .analyst import DISCLAIMER, compute_facts, fetch_history, narrate
 
     history = fetch_history(a.symbol, a.provider, a.start, a.end, a.interval)
     note = history.age_note()
@@ -287,8 +287,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     with err.status(f"loading {escape(a.model)} …"):
         llm = load_llm(a.model, threads=a.threads)
     with err.status("writing the analysis …"):
-        text = llm.chat(chat_messages(facts), max_tokens=a.max_tokens, temperature=a.temperature, seed=a.seed)
-    analysis = Analysis(facts, ground_numbers(text.strip(), facts), a.model)
+        analysis = narrate(facts, llm, a.model, a.max_tokens, a.temperature, a.seed)
     if a.plot:
         from .charts import price_chart
         from .analytics import indicators
