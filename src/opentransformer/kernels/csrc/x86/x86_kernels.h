@@ -82,85 +82,123 @@ OT_INLINE __m256i nibbles16(const uint8_t *qs) {
         for (size_t o_ = 0; o_ < sizeof *(a); o_ += 64)                                         \
             _mm_prefetch((const char *)(a) + OT_PREFETCH_ROWS * (ws) + o_, _MM_HINT_T0)
 
-/* --- Q4_0 x Q8_0: sum (q - 8) y = sum q y - 8 sum y; the second term seeds
- * the accumulator once per activation block and serves every weight row. */
-OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) {
-    ACC_DECL(NR, NC);
-    const __m256i eight = _mm256_set1_epi8(8);
+/* --- Q4_0, Q4_1 and Q8_0 weights against Q8_0 / Q8_1 activations.
+ *
+ * A block's dot product for one (weight row, activation row) pair is an
+ * exact integer. It is reduced to a single lane first; then four pairs at a
+ * time are scaled and accumulated in float, one accumulator lane per output,
+ * in block order. Every output sees the same float operations whatever the
+ * tile shape, so a token's logits do not depend on the tokens sharing its
+ * step, and the per-pair float work is a quarter of an 8-lane vector's.
+ *
+ * Pair j = r * NC + c of a tile sits in lane j % 4 of group j / 4; lanes past
+ * the last pair repeat pair 0's scales and add zero. */
+#define PAIR_R(NR, NC, j) ((j) < (NR) * (NC) ? (j) / (NC) : 0)
+#define PAIR_C(NR, NC, j) ((j) < (NR) * (NC) ? (j) % (NC) : 0)
+
+/* Lanes 0..3: the totals of a, b, c and d, through unpacks (single-uop
+ * shuffles, where hadd costs several). */
+OT_INLINE __m128i sum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    const __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    const __m256i s = _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
+    return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+/* Lane l: v[i_l] (spreads per-row or per-column scales over a group). */
+OT_INLINE __m128 spread4(__m256 v, int i0, int i1, int i2, int i3) {
+    return _mm256_castps256_ps128(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(i0, i1, i2, i3, 0, 0, 0, 0)));
+}
+
+/* The first two float16 words of up to four blocks (d and m, or d and s)
+ * as floats [d0 m0 d1 m1 ...]; absent blocks read as zero. */
+OT_INLINE int32_t load32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+OT_INLINE __m256 head_halves(const uint8_t *p, size_t stride, int n) {
+    /* built in registers: a vector loaded from just-stored scalars would
+     * stall on store forwarding */
+    return _mm256_cvtph_ps(_mm_setr_epi32(load32(p), n > 1 ? load32(p + stride) : 0,
+                                          n > 2 ? load32(p + 2 * stride) : 0, n > 3 ? load32(p + 3 * stride) : 0));
+}
+
+enum { B32_Q4_0, B32_Q4_1, B32_Q8_0 };
+
+OT_INLINE void block32_kern(KERNEL_ARGS, const int NR, const int NC, const int FMT) {
+    enum { NG = 4 }; /* groups of four pairs: NR * NC <= 16 */
+    const int ngroups = (NR * NC + 3) / 4;
+    const size_t wb = FMT == B32_Q4_0 ? sizeof(block_q4_0) : FMT == B32_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q8_0);
+    const size_t xb = FMT == B32_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xoff = FMT == B32_Q4_1 ? 4 : 2; /* the 32 quants after d (and s) */
+    __m128 acc[NG], mins[NG];
+    for (int g = 0; g < ngroups; g++)
+        acc[g] = mins[g] = _mm_setzero_ps();
+#ifdef __AVX512VNNI__
+    const int offset_q8 = 1; /* vpdpbusd does not saturate: w + 128 is unsigned */
+#else
+    const int offset_q8 = 0; /* maddubs would saturate on w + 128: signs instead */
+#endif
+    const int seeded = FMT == B32_Q4_0 || (FMT == B32_Q8_0 && offset_q8);
+    const __m256i offset = _mm256_set1_epi8(FMT == B32_Q4_0 ? 8 : (char)0x80);
     FOR_BLOCKS(k / QK) {
+        const uint8_t *wi = w + i * wb, *xi = x + i * xb;
         __m256i xq[OT_MAXC], seed[OT_MAXC];
-        float dx[OT_MAXC];
         for (int c = 0; c < NC; c++) {
-            const block_q8_0 *b = (const block_q8_0 *)(x + c * xs) + i;
-            xq[c] = load256(b->qs);
-            dx[c] = half(b->d);
-            seed[c] = _mm256_sub_epi32(_mm256_setzero_si256(), dot_us(_mm256_setzero_si256(), eight, xq[c]));
+            xq[c] = load256(xi + c * xs + xoff);
+            /* unsigned u = w + o: sum w y = sum u y - o sum y, seeded once per activation block */
+            if (seeded)
+                seed[c] = _mm256_sub_epi32(_mm256_setzero_si256(), dot_us(_mm256_setzero_si256(), offset, xq[c]));
         }
+        __m256i q[4], aq[4];
         for (int r = 0; r < NR; r++) {
-            const block_q4_0 *a = (const block_q4_0 *)(w + r * ws) + i;
-            PREFETCH_AHEAD(NR, a, ws);
-            const __m256i q = nibbles16(a->qs);
-            const float dw = half(a->d);
-            for (int c = 0; c < NC; c++)
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(dot_us(seed[c], q, xq[c])),
-                                            acc[r][c]);
-        }
-    }
-    STORE_ACC(NR, NC, 0.0f);
-}
-
-/* --- Q4_1 x Q8_1: d_w d_x sum q y + m_w s_x per block. */
-OT_INLINE void q4_1_kern(KERNEL_ARGS, const int NR, const int NC) {
-    ACC_DECL(NR, NC);
-    float mins[4][OT_MAXC] = {{0}};
-    FOR_BLOCKS(k / QK) {
-        __m256i xq[OT_MAXC];
-        float dx[OT_MAXC], sx[OT_MAXC];
-        for (int c = 0; c < NC; c++) {
-            const block_q8_1 *b = (const block_q8_1 *)(x + c * xs) + i;
-            xq[c] = load256(b->qs);
-            dx[c] = half(b->d);
-            sx[c] = half(b->s);
-        }
-        for (int r = 0; r < NR; r++) {
-            const block_q4_1 *a = (const block_q4_1 *)(w + r * ws) + i;
-            PREFETCH_AHEAD(NR, a, ws);
-            const __m256i q = nibbles16(a->qs);
-            const float dw = half(a->d), mw = half(a->m);
-            for (int c = 0; c < NC; c++) {
-                const __m256i p = dot_us(_mm256_setzero_si256(), q, xq[c]);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
-                mins[r][c] += mw * sx[c];
+            const uint8_t *a = wi + r * ws;
+            PREFETCH_AHEAD(NR, a, ws); /* blocks are under a cache line: one fetch each */
+            if (FMT == B32_Q8_0 && offset_q8) {
+                q[r] = _mm256_xor_si256(load256(a + 2), offset);
+            } else if (FMT == B32_Q8_0) { /* signed x signed through |w| and y with w's sign */
+                q[r] = load256(a + 2);
+                aq[r] = _mm256_sign_epi8(q[r], q[r]);
+            } else {
+                q[r] = nibbles16(a + (FMT == B32_Q4_1 ? 4 : 2));
             }
         }
+        const __m256 wh = head_halves(wi, ws, NR), xh = head_halves(xi, xs, NC);
+        for (int g = 0; g < ngroups; g++) {
+            __m256i p[4];
+            for (int l = 0; l < 4; l++) {
+                const int j = 4 * g + l, r = PAIR_R(NR, NC, j), c = PAIR_C(NR, NC, j);
+                if (j >= NR * NC)
+                    p[l] = _mm256_setzero_si256();
+                else if (seeded)
+                    p[l] = dot_us(seed[c], q[r], xq[c]);
+                else if (FMT == B32_Q4_1)
+                    p[l] = dot_us(_mm256_setzero_si256(), q[r], xq[c]);
+                else
+                    p[l] = dot_us(_mm256_setzero_si256(), aq[r], _mm256_sign_epi8(xq[c], q[r]));
+            }
+#define LANES(F, off) 2 * F(NR, NC, 4 * g) + (off), 2 * F(NR, NC, 4 * g + 1) + (off), \
+                      2 * F(NR, NC, 4 * g + 2) + (off), 2 * F(NR, NC, 4 * g + 3) + (off)
+            const __m128 scale = _mm_mul_ps(spread4(wh, LANES(PAIR_R, 0)), spread4(xh, LANES(PAIR_C, 0)));
+            acc[g] = _mm_fmadd_ps(scale, _mm_cvtepi32_ps(sum4_epi32(p[0], p[1], p[2], p[3])), acc[g]);
+            /* Q4_1: + m_w s_x per block */
+            if (FMT == B32_Q4_1)
+                mins[g] = _mm_fmadd_ps(spread4(wh, LANES(PAIR_R, 1)), spread4(xh, LANES(PAIR_C, 1)), mins[g]);
+#undef LANES
+        }
     }
-    STORE_ACC(NR, NC, mins[r][c]);
+    for (int g = 0; g < ngroups; g++) {
+        float out[4];
+        _mm_storeu_ps(out, _mm_add_ps(acc[g], mins[g]));
+        for (int l = 0; l < 4 && 4 * g + l < NR * NC; l++)
+            y[PAIR_C(NR, NC, 4 * g + l) * ldy + PAIR_R(NR, NC, 4 * g + l)] = out[l];
+    }
 }
 
-/* --- Q8_0 x Q8_0: signed x signed through |w| and y with w's sign. */
-OT_INLINE void q8_0_kern(KERNEL_ARGS, const int NR, const int NC) {
-    ACC_DECL(NR, NC);
-    FOR_BLOCKS(k / QK) {
-        __m256i xq[OT_MAXC];
-        float dx[OT_MAXC];
-        for (int c = 0; c < NC; c++) {
-            const block_q8_0 *b = (const block_q8_0 *)(x + c * xs) + i;
-            xq[c] = load256(b->qs);
-            dx[c] = half(b->d);
-        }
-        for (int r = 0; r < NR; r++) {
-            const block_q8_0 *a = (const block_q8_0 *)(w + r * ws) + i;
-            PREFETCH_AHEAD(NR, a, ws);
-            const __m256i q = load256(a->qs), aq = _mm256_sign_epi8(q, q);
-            const float dw = half(a->d);
-            for (int c = 0; c < NC; c++) {
-                const __m256i p = dot_us(_mm256_setzero_si256(), aq, _mm256_sign_epi8(xq[c], q));
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
-            }
-        }
-    }
-    STORE_ACC(NR, NC, 0.0f);
-}
+OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_0); }
+OT_INLINE void q4_1_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_1); }
+OT_INLINE void q8_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q8_0); }
 
 /* Eight vectors of int32 partial sums -> one vector whose lane j is the total
  * of v[j]. hadd pairs lanes within 128-bit halves, so after two levels a holds
@@ -306,9 +344,10 @@ FLOAT_KERNEL(f16)
 FLOAT_KERNEL(bf16)
 
 /* The tile entry point of a kernel: full 4-row tiles, then single rows, each
- * against up to OT_MAXC activation rows at a time. A single activation row
- * (decode) takes weight rows one by one: streaming one row at a time from
- * L3 or memory measured several times faster than four rows in lockstep. */
+ * against up to OT_MAXC activation rows at a time. 4-row tiles run from
+ * min_nc4 activation rows on: kernels that fold four rows' dot products
+ * into one vector take them for a single row too, the others stream a lone
+ * activation row against one weight row at a time. */
 #define KCALL(name, NR, nc)                                                               \
     switch (nc) {                                                                         \
     case 1: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, 1); break;           \
@@ -316,7 +355,7 @@ FLOAT_KERNEL(bf16)
     case 3: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, OT_MAXC > 2 ? 3 : 1); break; \
     default: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, OT_MAXC > 3 ? 4 : 1); break; \
     }
-#define TILE_ENTRY(name)                                                                                    \
+#define TILE_ENTRY(name, min_nc4)                                                                           \
     static void name##_tile(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
                             int nx, float *y, int64_t ldy) {                                                \
         for (int c = 0; c < nx; c += OT_MAXC) {                                                             \
@@ -324,20 +363,20 @@ FLOAT_KERNEL(bf16)
             const uint8_t *xc = x + c * xs;                                                                 \
             float *yc = y + c * ldy;                                                                        \
             int r = 0;                                                                                      \
-            for (; nc > 1 && r + 4 <= nw; r += 4)                                                           \
+            for (; nc >= min_nc4 && r + 4 <= nw; r += 4)                                                    \
                 KCALL(name, 4, nc)                                                                          \
             for (; r < nw; r++)                                                                             \
                 KCALL(name, 1, nc)                                                                          \
         }                                                                                                   \
     }
-TILE_ENTRY(q4_0)
-TILE_ENTRY(q4_1)
-TILE_ENTRY(q8_0)
-TILE_ENTRY(q4_K)
-TILE_ENTRY(q6_K)
-TILE_ENTRY(f32)
-TILE_ENTRY(f16)
-TILE_ENTRY(bf16)
+TILE_ENTRY(q4_0, 1)
+TILE_ENTRY(q4_1, 1)
+TILE_ENTRY(q8_0, 1)
+TILE_ENTRY(q4_K, 2)
+TILE_ENTRY(q6_K, 2)
+TILE_ENTRY(f32, 2)
+TILE_ENTRY(f16, 2)
+TILE_ENTRY(bf16, 2)
 
 /* --- activation quantization: the generic C rounding, eight lanes at a time. */
 
@@ -460,17 +499,100 @@ OT_INLINE __m256 load_f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_load
             s += a[i] * CONV(b[i]);                                                                 \
         return s;                                                                                   \
     }                                                                                               \
-    OT_INLINE void vaxpy_##kv(float *y, float a, const T *x, int64_t n) {                            \
-        const __m256 av = _mm256_set1_ps(a);                                                        \
+    /* Four keys per pass: one query load serves four rows, and the four sums                     \
+     * are reduced together instead of one horizontal sum per key. */                             \
+    OT_INLINE void vdots_##kv(const float *q, const T *k, int64_t nk, int64_t hd, float *s) {       \
+        int64_t j = 0;                                                                              \
+        for (; j + 4 <= nk; j += 4) {                                                               \
+            const T *k0 = k + j * hd, *k1 = k0 + hd, *k2 = k1 + hd, *k3 = k2 + hd;                  \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                              \
+            int64_t i = 0;                                                                          \
+            for (; i + 8 <= hd; i += 8) {                                                           \
+                const __m256 qv = _mm256_loadu_ps(q + i);                                           \
+                a0 = _mm256_fmadd_ps(qv, LOAD8(k0 + i), a0);                                        \
+                a1 = _mm256_fmadd_ps(qv, LOAD8(k1 + i), a1);                                        \
+                a2 = _mm256_fmadd_ps(qv, LOAD8(k2 + i), a2);                                        \
+                a3 = _mm256_fmadd_ps(qv, LOAD8(k3 + i), a3);                                        \
+            }                                                                                       \
+            const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));        \
+            _mm_storeu_ps(s + j, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1))); \
+            for (; i < hd; i++) {                                                                   \
+                s[j] += q[i] * CONV(k0[i]);                                                         \
+                s[j + 1] += q[i] * CONV(k1[i]);                                                     \
+                s[j + 2] += q[i] * CONV(k2[i]);                                                     \
+                s[j + 3] += q[i] * CONV(k3[i]);                                                     \
+            }                                                                                       \
+        }                                                                                           \
+        for (; j < nk; j++)                                                                         \
+            s[j] = vdot_##kv(q, k + j * hd, hd);                                                    \
+    }                                                                                               \
+    /* y += sum_j p[j] v[j], 64 columns at a time held in eight registers over                     \
+     * all the keys: no store and reload of y per key. */                                         \
+    OT_INLINE void vwsum_##kv(float *y, const float *p, const T *v, int64_t nk, int64_t hd) {       \
         int64_t i = 0;                                                                              \
-        for (; i + 8 <= n; i += 8)                                                                  \
-            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, LOAD8(x + i), _mm256_loadu_ps(y + i)));     \
-        for (; i < n; i++)                                                                          \
-            y[i] += a * CONV(x[i]);                                                                 \
+        for (; i + 64 <= hd; i += 64) {                                                             \
+            __m256 acc[8];                                                                          \
+            for (int r = 0; r < 8; r++)                                                             \
+                acc[r] = _mm256_loadu_ps(y + i + 8 * r);                                            \
+            for (int64_t j = 0; j < nk; j++) {                                                      \
+                const __m256 pj = _mm256_set1_ps(p[j]);                                             \
+                for (int r = 0; r < 8; r++)                                                         \
+                    acc[r] = _mm256_fmadd_ps(pj, LOAD8(v + j * hd + i + 8 * r), acc[r]);             \
+            }                                                                                       \
+            for (int r = 0; r < 8; r++)                                                             \
+                _mm256_storeu_ps(y + i + 8 * r, acc[r]);                                            \
+        }                                                                                           \
+        for (; i + 8 <= hd; i += 8) {                                                               \
+            __m256 acc = _mm256_loadu_ps(y + i);                                                    \
+            for (int64_t j = 0; j < nk; j++)                                                        \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), LOAD8(v + j * hd + i), acc);            \
+            _mm256_storeu_ps(y + i, acc);                                                           \
+        }                                                                                           \
+        for (; i < hd; i++)                                                                         \
+            for (int64_t j = 0; j < nk; j++)                                                        \
+                y[i] += p[j] * CONV(v[j * hd + i]);                                                 \
     }
 #define AS_FLOAT(x) (x)
 KV_ROW_OPS(f32, float, _mm256_loadu_ps, AS_FLOAT)
 KV_ROW_OPS(f16, uint16_t, load_f16x8, half)
+
+/* e^x for the softmax's x <= 0: x = n ln2 + r with |r| <= ln2/2, e^r by
+ * Cephes' degree-6 polynomial (within 2 ulp of expf), 2^n through the
+ * exponent bits. Inputs below -87 (e^x under FLT_MIN) give e^-87, which the
+ * softmax sum cannot tell from 0. */
+OT_INLINE __m256 vexp(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 er = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(er, _mm256_castsi256_ps(pow2n));
+}
+
+OT_INLINE float vexp_sum(float *s, int64_t n, float m) {
+    const __m256 mv = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 e = vexp(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+        _mm256_storeu_ps(s + j, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = hsum(acc);
+    for (; j < n; j++) {
+        s[j] = expf(s[j] - m);
+        sum += s[j];
+    }
+    return sum;
+}
 
 OT_INLINE void vscale(float *y, float a, int64_t n) {
     const __m256 av = _mm256_set1_ps(a);
@@ -485,12 +607,16 @@ OT_INLINE void vscale(float *y, float a, int64_t n) {
 #define OT_ATTN_FN attention_f32
 #define OT_KV_T float
 #define OT_DOT vdot_f32
-#define OT_AXPY vaxpy_f32
+#define OT_DOTS vdots_f32
+#define OT_WSUM vwsum_f32
+#define OT_EXPSUM vexp_sum
 #include "ot_attn_impl.h"
 #define OT_ATTN_FN attention_f16
 #define OT_KV_T uint16_t
 #define OT_DOT vdot_f16
-#define OT_AXPY vaxpy_f16
+#define OT_DOTS vdots_f16
+#define OT_WSUM vwsum_f16
+#define OT_EXPSUM vexp_sum
 #include "ot_attn_impl.h"
 
 /* --- registration ---------------------------------------------------------- */
