@@ -3,8 +3,9 @@
  * index, so any split gives the same output. */
 #include "ot_internal.h"
 
-/* Paths per chunk: a multiple of every ISA's vector width. */
-#define OT_MC_CHUNK 64
+/* Paths per chunk: a multiple of the paths every ISA's kernels step at once
+ * (OT_MC_GROUP x vector width: 64 for AVX-512). */
+#define OT_MC_CHUNK 256
 
 enum mc_kind { MC_PHILOX, MC_NORMALS, MC_GBM, MC_HESTON };
 
