@@ -154,3 +154,19 @@ def test_help_imports_no_finance_dependencies():
             "print(sorted(m for m in ('pandas', 'httpx', 'talib', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_backtest(market, capsys):
+    from opentransformer.finance.analytics.backtest import backtest
+
+    code, out, _ = run(capsys, "backtest", "AAPL", *RANGE, "--strategy", "bollinger", "--param", "num_std=1.5",
+                       "--cost-bps", "5", "--json")
+    assert code == 0
+    got = json.loads(out)
+    close = served("AAPL")["adj_close"]
+    want = backtest(close, "bollinger", 5.0, num_std=1.5)
+    assert got["summary"]["total_return"] == pytest.approx(want.total_return, rel=1e-12)
+    assert got["summary"]["buy_and_hold_return"] == pytest.approx(close.iloc[-1] / close.iloc[0] - 1, rel=1e-12)
+    assert len(got["trades"]) == len(want.trades) > 0
+    code, _, err = run(capsys, "backtest", "AAPL", *RANGE, "--param", "speed")
+    assert code == 1 and "error: --param takes NAME=NUMBER" in err

@@ -275,6 +275,63 @@ def cmd_option(a: argparse.Namespace) -> int:
     return 0
 
 
+def _strategy_parameters(items: list[str] | None) -> dict[str, float | int]:
+    from .errors import FinanceInputError
+
+    parameters: dict[str, float | int] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        try:
+            parameters[name.strip()] = int(text) if text.strip().lstrip("-").isdigit() else float(text)
+        except ValueError:
+            raise FinanceInputError(f"--param takes NAME=NUMBER, got {item!r}") from None
+        if not sep or not name.strip():
+            raise FinanceInputError(f"--param takes NAME=NUMBER, got {item!r}")
+    return parameters
+
+
+def cmd_backtest(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .analytics.backtest import backtest
+    from .analytics.portfolio import sharpe_ratio
+    from .analytics.risk import max_drawdown
+
+    history = _history(a)
+    close = history.bars["adj_close"].fillna(history.bars["close"])
+    result = backtest(close, a.strategy, a.cost_bps, **_strategy_parameters(a.param))
+    periods = _periods_per_year(a.interval)
+    closed = result.trades[result.trades["exit_time"].notna()]
+    values = [_percent("total_return", "total return (after costs)", result.total_return),
+              _percent("buy_and_hold_return", "buy and hold return", float(close.iloc[-1] / close.iloc[0] - 1)),
+              _number("sharpe", "Sharpe ratio", sharpe_ratio(result.returns.iloc[1:], 0.0, periods)),
+              _percent("max_drawdown", "maximum drawdown", max_drawdown(result.returns.iloc[1:])),
+              _number("trades", "round trips", float(len(result.trades)), 0),
+              _percent("win_rate", "closed trades that gained",
+                       float((closed["net_return"] > 0).mean()) if len(closed) else float("nan")),
+              _percent("exposure", "time in the market", float(result.positions.mean()))]
+    if a.plot:
+        from .charts import price_chart
+
+        err.print(f"wrote {price_chart(result.equity, a.plot, title=f'{history.symbol} {a.strategy} equity')}")
+    if a.json:
+        trades = [{k: _json_value(None if pd.isna(v) else v) for k, v in row.items()}
+                  for row in result.trades.to_dict("records")]
+        _print_json({"summary": {key: _json_value(value) for key, _, value, _ in values}, "trades": trades})
+    elif a.csv:
+        emit_frame(pd.concat([result.equity, result.positions, result.returns], axis=1), a, "")
+    else:
+        emit_values(values, a, f"{history.symbol} · {a.strategy} strategy · {a.cost_bps:g} bp costs")
+        if len(result.trades):
+            table = Table("entry", "entry price", "exit", "exit price", "net return", "bars", title="trades")
+            for row in result.trades.itertuples():
+                exit_day = "open" if pd.isna(row.exit_time) else str(row.exit_time.date())
+                table.add_row(str(row.entry_time.date()), f"{row.entry_price:,.2f}", exit_day,
+                              f"{row.exit_price:,.2f}", f"{row.net_return:+.2%}", str(row.bars))
+            Console(highlight=False).print(table)
+    return 0
+
+
 def cmd_analyze(a: argparse.Namespace) -> int:
     from .. import load_llm
     from .analyst import DISCLAIMER, compute_facts, fetch_history, narrate
@@ -419,6 +476,20 @@ def register_finance_commands(sub: argparse._SubParsersAction) -> None:
         c.add_argument(f"--{name}", type=float, default=default, help=f"Heston {what} (default: %(default)s)")
     _output_options(c, plot=False)
     c.set_defaults(func=_wrap(cmd_option))
+
+    c = commands.add_parser("backtest", help="a long-or-flat RSI, MACD or Bollinger strategy with transaction "
+                                             "costs: equity curve and trades")
+    c.add_argument("symbol", metavar="SYMBOL")
+    _range_options(c)
+    c.add_argument("--strategy", "-s", choices=("rsi", "macd", "bollinger"), default="rsi",
+                   help="(default: %(default)s)")
+    c.add_argument("--cost-bps", type=float, default=10.0, help="cost per unit traded, in basis points of equity "
+                                                                "(default: %(default)s)")
+    c.add_argument("--param", action="append", default=None, metavar="NAME=VALUE",
+                   help="a strategy parameter, e.g. period=10, lower=25 (rsi), fast=8 (macd), num_std=2.5 "
+                        "(bollinger); repeat for several")
+    _output_options(c)
+    c.set_defaults(func=_wrap(cmd_backtest))
 
     c = commands.add_parser("analyze", help="a facts table computed in code and the local model's short analysis")
     c.add_argument("symbol", metavar="SYMBOL")
