@@ -226,11 +226,33 @@ def vision(w: Writer):
                [qkv, reference.attention_full(qkv, batch, ntok, heads, head_dim, scale)])
 
 
+# --- Monte Carlo (tests/kernels/test_philox.py, test_mc_paths.py) ------------------
+# Exact: the float32 replay in kernels/reference.py gives the kernels' bits on every ISA and architecture.
+
+MC_PHILOX, MC_NORMALS, MC_GBM, MC_HESTON = range(4)
+MC_HESTON_COEFFICIENTS = dict(v0=0.04, mu_dt=0.0004, half_dt=0.005, dt=0.01, kappa_dt=0.015, theta=0.04, xi=0.9,
+                              rho=-0.7, rho_bar=float(np.sqrt(1 - 0.49)))
+
+
+def montecarlo(w: Writer):
+    for seed, path0, npaths, n in [(0, 0, 1, 1), (2 ** 62 + 12345, 2 ** 32 - 5, 37, 5), (7, 3, 130, 3)]:
+        w.case(f"philox {npaths}x{n} from {path0}", "montecarlo", 0, [MC_PHILOX, seed, path0, npaths, n], [],
+               [reference.mc_philox(seed, npaths, n, path0)])
+        w.case(f"normals {npaths}x{n} from {path0}", "montecarlo", 0, [MC_NORMALS, seed, path0, npaths, n], [],
+               [reference.mc_normals(seed, npaths, n, path0)])
+    for npaths, path0, steps in [(1, 0, 1), (7, 3, 5), (37, 2 ** 32 - 5, 4), (64 * 5 + 3, 17, 13)]:
+        w.case(f"gbm {npaths} paths {steps} steps", "montecarlo", 0, [MC_GBM, 77, path0, npaths, steps],
+               [-0.0002, 0.02], [reference.mc_gbm(-0.0002, 0.02, 77, npaths, steps, path0)])
+        w.case(f"heston {npaths} paths {steps} steps", "montecarlo", 0, [MC_HESTON, 5, path0, npaths, steps],
+               list(MC_HESTON_COEFFICIENTS.values()),
+               [reference.mc_heston(MC_HESTON_COEFFICIENTS, 5, npaths, steps, path0)])
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.parent.mkdir(parents=True, exist_ok=True)
     w = Writer(out)
-    for part in (block_formats, matmul, row_ops, vision):
+    for part in (block_formats, matmul, row_ops, vision, montecarlo):
         part(w)
     w.f.close()
     print(f"{w.count} cases -> {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -370,6 +370,44 @@ static int run_attention_full(const struct vcase *c) {
     return ok;
 }
 
+/* ints: kind (philox, normals, gbm, heston), seed, first path, paths, blocks
+ * or steps; floats: the model's per-step coefficients; array: the expected
+ * bytes. Run at the default thread count and on one thread. */
+static int run_montecarlo(const struct vcase *c) {
+    const int kind = (int)c->i[0];
+    const uint64_t seed = (uint64_t)c->i[1];
+    const int64_t path0 = c->i[2], npaths = c->i[3], n = c->i[4];
+    const size_t count = (size_t)(kind < 2 ? npaths * n * 4 : npaths);
+    if (!sized(c, 0, count * 4))
+        return 0;
+    struct ot_gbm_params g = {0};
+    if (kind == 2)
+        g = (struct ot_gbm_params){(float)c->f[0], (float)c->f[1]};
+    struct ot_heston_params h = {0};
+    if (kind == 3) /* the nine coefficients in declaration order, as make_vectors.py lists them */
+        h = (struct ot_heston_params){(float)c->f[0], (float)c->f[1], (float)c->f[2], (float)c->f[3],
+                                      (float)c->f[4], (float)c->f[5], (float)c->f[6], (float)c->f[7],
+                                      (float)c->f[8]};
+    const int threads = ot_threads();
+    int ok = 1;
+    for (int pass = 0; pass < 2 && ok; pass++) {
+        ot_set_threads(pass ? 1 : threads);
+        float *out = poisoned(count);
+        if (kind == 0)
+            ot_philox4x32(seed, path0, npaths, n, (uint32_t *)out);
+        else if (kind == 1)
+            ot_mc_normals(seed, path0, npaths, n, out);
+        else if (kind == 2)
+            ot_mc_gbm(&g, seed, path0, npaths, n, out);
+        else
+            ot_mc_heston(&h, seed, path0, npaths, n, out);
+        ok = same_bytes(pass ? "montecarlo (1 thread)" : "montecarlo", out, c->a[0], count * 4);
+        free(out);
+    }
+    ot_set_threads(threads);
+    return ok;
+}
+
 static int run_case(const struct vcase *c) {
     static const struct {
         const char *op;
@@ -379,6 +417,7 @@ static int run_case(const struct vcase *c) {
         {"softmax", run_softmax},       {"rope", run_rope},           {"attention", run_attention},
         {"gemm_f32", run_gemm_f32},     {"gemm_pack", run_gemm_pack}, {"bias_act", run_bias_act},
         {"gelu_accuracy", run_gelu_accuracy}, {"layernorm", run_layernorm}, {"attention_full", run_attention_full},
+        {"montecarlo", run_montecarlo},
     };
     why[0] = 0;
     if (!strcmp(c->op, "quantize_act"))
