@@ -275,7 +275,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     try:
         settings = ServeSettings(model=a.model, vision_model=a.vision_model, xray_model=a.xray_model,
-                                 host=a.host, port=a.port,
+                                 finance=a.finance, host=a.host, port=a.port,
                                  api_key=api_key_from_env(a.api_key), max_sequences=a.max_sequences,
                                  max_queue=a.max_queue, ctx=a.ctx, threads=a.threads,
                                  max_body_bytes=a.max_body_bytes, cors_origins=tuple(a.cors_origin or ()))
@@ -391,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--xray-model", default=None,
                    help="also serve POST /v1/medical/xray with this chest X-ray ViT (a model directory or a "
                         "downloaded repo id, e.g. lxyuan/vit-xray-pneumonia-classification)")
+    p.add_argument("--finance", action="store_true",
+                   help="also serve /v1/finance/ (quotes, history, analysis); price requests go to the providers")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, loopback)")
     p.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
     p.add_argument("--api-key", default=None,

@@ -100,7 +100,7 @@ def test_a_sentence_cut_by_the_token_budget_is_dropped():
 def live_server():
     from tests.serve.conftest import start_server, stop_server
 
-    live = start_server(api_key=None)
+    live = start_server(api_key=None, finance=True)
     yield live
     stop_server(live)
 
@@ -124,3 +124,15 @@ def test_http_routes(market, live_server):
     assert set(body["analysis"]) == {"summary", "outlook", "risks"} and isinstance(body["analysis"]["risks"], list)
     assert body["disclaimer"] == DISCLAIMER
     assert all(np.isfinite(f["value"]) for f in body["facts"] if not isinstance(f["value"], str))
+
+
+def test_finance_routes_are_off_unless_asked_for(market):
+    from tests.serve.conftest import start_server, stop_server
+
+    live = start_server(api_key=None)
+    try:
+        answer = httpx.get(f"{live.base_url}/v1/finance/quote", params={"symbol": "AAPL"}, timeout=30)
+    finally:
+        stop_server(live)
+    assert answer.status_code == 404 and "--finance" in answer.json()["error"]["message"]
+    assert market.count() == 0

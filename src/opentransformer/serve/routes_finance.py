@@ -15,11 +15,12 @@ from ..finance.errors import (FinanceError, FinanceInputError, NoDataError, Offl
                               RateLimitedError, UnknownSymbolError)
 from ..llm.sampling import SamplingParams
 from .app import ServerState, ready_server
-from .errors import ERROR_RESPONSES, APIError
+from .errors import ERROR_RESPONSES, APIError, ErrorResponse
 from .routes_openai import _collect, _submit
 from .scheduler import SequenceSpec
 
-router = APIRouter(prefix="/v1/finance", responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/finance", responses={**ERROR_RESPONSES, 502: {"model": ErrorResponse},
+                                                            504: {"model": ErrorResponse}})
 
 Provider = Literal["yahoo", "stooq", "alphavantage"]  # "local" reads server files: not offered over HTTP
 Interval = Literal["1d", "1wk", "1mo"]
@@ -33,6 +34,13 @@ def _api_error(exc: FinanceError) -> APIError:
         if isinstance(exc, kind):
             return APIError(status, str(exc))
     return APIError(502, str(exc))
+
+
+def finance_server(request: Request) -> ServerState:
+    server = ready_server(request)
+    if not server.settings.finance:
+        raise APIError(404, "this server does not serve finance: start it with --finance", code="finance_disabled")
+    return server
 
 
 async def _run(function, *args):
@@ -61,14 +69,14 @@ def _quote(symbol: str, provider: str | None) -> dict:
 
 
 @router.get("/quote")
-async def quote(symbol: Symbol, provider: Provider | None = None, _: ServerState = Depends(ready_server)) -> dict:
+async def quote(symbol: Symbol, provider: Provider | None = None, _: ServerState = Depends(finance_server)) -> dict:
     return await _run(_quote, symbol, provider)
 
 
 @router.get("/history")
 async def history(symbol: Symbol, provider: Provider | None = None, start: date | None = None,
                   end: date | None = None, interval: Interval = "1d",
-                  _: ServerState = Depends(ready_server)) -> dict:
+                  _: ServerState = Depends(finance_server)) -> dict:
     result = await _run(_history, symbol, provider, start, end, interval)
     bars = [{"time": t.isoformat(), **{k: (None if v != v else v) for k, v in row.items()}}
             for t, row in result.bars.iterrows()]
@@ -91,7 +99,7 @@ class AnalyzeRequest(BaseModel):
 
 
 @router.post("/analyze")
-async def analyze(body: AnalyzeRequest, request: Request, server: ServerState = Depends(ready_server)) -> dict:
+async def analyze(body: AnalyzeRequest, request: Request, server: ServerState = Depends(finance_server)) -> dict:
     from ..finance.analyst import (ANALYSIS_SCHEMA, Analysis, chat_messages, compute_facts, fetch_history,
                                    ground_structured)
 

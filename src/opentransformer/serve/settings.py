@@ -12,6 +12,7 @@ class ServeSettings:
     model: str = "default"
     vision_model: str | None = None
     xray_model: str | None = None  # serves POST /v1/medical/xray
+    finance: bool = False  # serves /v1/finance/*, whose price requests leave the machine
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
