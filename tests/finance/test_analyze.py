@@ -28,7 +28,10 @@ def expected_facts(symbol: str) -> dict[str, str]:
     frame = frame[(frame.index >= pd.Timestamp(START, tz="UTC")) & (frame.index <= pd.Timestamp(END, tz="UTC"))]
     adj = frame["adj_close"].to_numpy()
     returns = simple_returns(frame["adj_close"])
-    pct = lambda x: f"{x * 100:.2f}%"  # noqa: E731
+
+    def pct(x: float) -> str:
+        return f"{x * 100:.2f}%"
+
     macd, signal, histogram = talib.MACD(adj, 12, 26, 9)
     upper, _, lower = talib.BBANDS(adj, 20, 2.0, 2.0, 0)
     sma50, sma200 = talib.SMA(adj, 50)[-1], talib.SMA(adj, 200)[-1]

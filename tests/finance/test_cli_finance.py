@@ -62,7 +62,7 @@ def test_indicators_are_talib(market, capsys):
     close = served("AAPL")["adj_close"].to_numpy()
     np.testing.assert_allclose(got["rsi_10"], talib.RSI(close, timeperiod=10), equal_nan=True, rtol=1e-9)
     np.testing.assert_allclose(got["sma_20"], talib.SMA(close, 20), equal_nan=True, rtol=1e-9)
-    macd, signal, _ = talib.MACD(close, 12, 26, 9)
+    _, signal, _ = talib.MACD(close, 12, 26, 9)
     np.testing.assert_allclose(got["macd_signal"], signal, equal_nan=True, rtol=1e-9, atol=1e-12)
     upper, _, _ = talib.BBANDS(close, 20, 2.0, 2.0, 0)
     np.testing.assert_allclose(got["bollinger_upper"], upper, equal_nan=True, rtol=1e-9)
@@ -123,7 +123,7 @@ def test_plot_writes_png(market, capsys, tmp_path):
     (["history", "has space"], "invalid symbol"),
 ])
 def test_bad_input_is_one_line_and_exit_1(market, capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+    code, _, err = run(capsys, *argv)
     assert code == 1
     assert err.startswith("error:") and message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err

@@ -58,7 +58,7 @@ def emit_frame(frame, a: argparse.Namespace, title: str, rows: int | None = None
         table = Table("time", *map(str, frame.columns), title=escape(title))
         for t, row in shown.iterrows():
             day = t.date().isoformat() if t == t.normalize() else t.isoformat()
-            table.add_row(day, *("" if v != v else f"{v:,.4f}".rstrip("0").rstrip(".") for v in row.tolist()))
+            table.add_row(day, *("" if math.isnan(v) else f"{v:,.4f}".rstrip("0").rstrip(".") for v in row.tolist()))
         Console(highlight=False).print(table)
 
 
@@ -220,7 +220,7 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
                                       portfolio_returns)
     from .errors import FinanceInputError
 
-    if len(set(s.upper() for s in a.symbols)) != len(a.symbols):
+    if len({s.upper() for s in a.symbols}) != len(a.symbols):
         raise FinanceInputError("each symbol may appear once in a portfolio")
     returns = pd.concat({s: _returns(_history(a, s)) for s in a.symbols}, axis=1, join="inner", sort=True)
     periods = _periods_per_year(a.interval)
@@ -251,7 +251,8 @@ def cmd_portfolio(a: argparse.Namespace) -> int:
 def cmd_option(a: argparse.Namespace) -> int:
     from .analytics import options
 
-    contract = dict(spot=a.spot, strike=a.strike, maturity=a.maturity, rate=a.rate, dividend_yield=a.dividend)
+    contract = {"spot": a.spot, "strike": a.strike, "maturity": a.maturity, "rate": a.rate,
+                "dividend_yield": a.dividend}
     if a.price is not None:
         vol = options.implied_volatility(a.type, a.price, **contract)
         emit_values([_percent("implied_volatility", "implied volatility", vol)], a, f"{a.type} implied volatility")

@@ -4,6 +4,7 @@ JSON-schema constraint."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from typing import Annotated, Literal
 
@@ -78,7 +79,7 @@ async def history(symbol: Symbol, provider: Provider | None = None, start: date 
                   end: date | None = None, interval: Interval = "1d",
                   _: ServerState = Depends(finance_server)) -> dict:
     result = await _run(_history, symbol, provider, start, end, interval)
-    bars = [{"time": t.isoformat(), **{k: (None if v != v else v) for k, v in row.items()}}
+    bars = [{"time": t.isoformat(), **{k: (None if math.isnan(v) else v) for k, v in row.items()}}
             for t, row in result.bars.iterrows()]
     return {"symbol": result.symbol, "provider": result.provider, "interval": result.interval,
             "start": str(result.start.date()), "end": str(result.end.date()), "fetched_at": result.fetched_at,
