@@ -38,6 +38,17 @@ def test_offline_with_part_of_the_range_cached(market, monkeypatch):
     assert "not cached: 2024-02-01..2024-02-29, 2024-04-01..2024-04-30" in partial.age_note()
 
 
+def test_offline_quote_from_the_newest_cached_bar(market, monkeypatch):
+    with MarketData("yahoo") as data:
+        bars = data.history("MSFT", "2024-03-01", "2024-03-31").bars
+    monkeypatch.setenv("OPENTRANSFORMER_OFFLINE", "1")
+    with MarketData("yahoo") as data:
+        quote, fetched_at, from_cache = data.quote("MSFT")
+    assert from_cache and market.count() == 1
+    assert (quote.price, quote.previous_close, quote.time) == (bars["close"].iloc[-1], bars["close"].iloc[-2],
+                                                               bars.index[-1])
+
+
 @pytest.mark.parametrize("flag", ["OPENTRANSFORMER_OFFLINE", "HF_HUB_OFFLINE"])
 def test_offline_without_a_cached_copy(market, monkeypatch, flag):
     monkeypatch.setenv(flag, "1")

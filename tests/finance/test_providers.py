@@ -3,6 +3,7 @@ error bodies, HTML pages and timeouts, each becoming its typed error."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -190,3 +191,22 @@ def test_local_file_without_close(market, tmp_path):
     (tmp_path / "X.csv").write_text("date,price\n2024-01-02,1\n")
     with pytest.raises(FinanceInputError, match="close column"):
         provider("local").history(str(tmp_path / "X.csv"), START, END, "1d")
+
+
+def test_requests_are_spaced_by_the_rate_limit(market, monkeypatch):
+    monkeypatch.setenv("OPENTRANSFORMER_YAHOO_RATE", "600")  # one request per 0.1 s
+    yahoo = provider("yahoo")
+    began = time.monotonic()
+    for _ in range(4):
+        yahoo.quote("AAPL")
+    assert time.monotonic() - began >= 0.3
+    assert market.count() == 4
+
+
+@pytest.mark.parametrize("name, value", [("OPENTRANSFORMER_FINANCE_TIMEOUT", "soon"),
+                                         ("OPENTRANSFORMER_YAHOO_RATE", "0"),
+                                         ("OPENTRANSFORMER_FINANCE_PROVIDER", "bloomberg")])
+def test_bad_settings(market, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(FinanceInputError, match=name):
+        load_finance_settings()

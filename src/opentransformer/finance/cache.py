@@ -145,10 +145,17 @@ class PriceCache:
                               q.previous_close, fetched_at))
 
     def quote(self, provider: str, symbol: str) -> tuple[Quote, float] | None:
+        """The last quote fetched, else the close of the newest daily bar cached."""
         row = self._db.execute("SELECT price, time, currency, previous_close, fetched_at FROM quotes "
                                "WHERE provider=? AND symbol=?", (provider, symbol.upper())).fetchone()
         if row is None:
-            return None
+            bars = self._db.execute("SELECT close, time, NULL, fetched_at FROM bars WHERE provider=? AND symbol=? "
+                                    "AND interval='1d' ORDER BY time DESC LIMIT 2",
+                                    (provider, symbol.upper())).fetchall()
+            if not bars:
+                return None
+            previous = bars[1][0] if len(bars) > 1 else None
+            row = (bars[0][0], bars[0][1], None, previous, bars[0][3])
         price, stamp, currency, previous, fetched_at = row
         return Quote(symbol=symbol, price=price, time=pd.Timestamp(stamp, unit="s", tz="UTC"), currency=currency,
                      previous_close=previous, provider=provider), fetched_at
