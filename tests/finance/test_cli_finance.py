@@ -121,6 +121,7 @@ def test_plot_writes_png(market, capsys, tmp_path):
     (["option", "--spot", "nan", "--strike", "100", "--maturity", "1", "--volatility", "0.2"], "spot"),
     (["history", "AAPL", "--start", "2024-03-02", "--end", "2024-03-03"], "no yahoo prices for AAPL"),
     (["history", "has space"], "invalid symbol"),
+    (["analyze", "AAPL", *RANGE, "--interval", "1wk"], "use 1d"),
 ])
 def test_bad_input_is_one_line_and_exit_1(market, capsys, argv, message):
     code, _, err = run(capsys, *argv)

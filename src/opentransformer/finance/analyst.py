@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .errors import FinanceInputError
 from .market import History, MarketData
 
 DISCLAIMER = "Not investment advice: generated from historical prices by a small language model."
@@ -105,6 +106,9 @@ def compute_facts(history: History) -> Facts:
     from .analytics.returns import annualised_return, annualised_volatility, cumulative_returns, simple_returns
     from .analytics.risk import historical_var_es, max_drawdown
 
+    if history.interval != "1d":
+        raise FinanceInputError(f"the facts are defined on daily bars (periods in trading days); got interval "
+                                f"{history.interval!r}: use 1d")
     close = history.bars["adj_close"].fillna(history.bars["close"])
     last = float(history.bars["close"].iloc[-1])
     returns = simple_returns(close)
