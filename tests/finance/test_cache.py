@@ -92,3 +92,15 @@ def test_missing_days_and_the_live_edge():
 
 def test_day_numbers():
     assert day_number(pd.Timestamp("1970-01-02", tz="UTC")) == 1
+
+
+def test_python_api_goes_through_the_cache(market):
+    import opentransformer.finance as finance
+
+    bars = finance.history("AAPL", "2024-03-01", "2024-03-31", provider="stooq")
+    again = finance.history("AAPL", "2024-03-01", "2024-03-31", provider="stooq")
+    pd.testing.assert_frame_equal(bars, again)
+    np.testing.assert_allclose(bars["close"], expected("AAPL", "2024-03-01", "2024-03-31")["close"])
+    assert market.count() == 1
+    assert finance.quote("MSFT").price == pytest.approx(PRICES["MSFT"]["close"].iloc[-1])
+    assert finance.MarketData is MarketData
