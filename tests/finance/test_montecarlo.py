@@ -7,6 +7,7 @@ in the process or chosen by OPENTRANSFORMER_ISA when the library loads.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -125,11 +126,12 @@ def test_same_seed_same_numbers_at_1_and_2_threads_on_every_isa():
 
 
 SUBPROCESS = """
+import json
 import sys
 import numpy as np
 from opentransformer.finance import montecarlo as mc
 from opentransformer.kernels import ops
-args = eval(sys.argv[1])
+args = json.loads(sys.argv[1])
 assert ops.isa() == sys.argv[3], ops.isa()
 runs = []
 for threads in (1, 2):
@@ -143,7 +145,7 @@ np.save(sys.argv[2], np.stack(runs))
 def test_same_numbers_when_the_isa_is_chosen_by_environment(tmp_path, isa):
     env = {**os.environ, "OPENTRANSFORMER_ISA": isa, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = tmp_path / f"{isa}.npy"
-    subprocess.run([sys.executable, "-c", SUBPROCESS, repr(REPRO), str(out), isa], env=env, check=True)
+    subprocess.run([sys.executable, "-c", SUBPROCESS, json.dumps(REPRO), str(out), isa], env=env, check=True)
     want = run_at("generic", 1)[0]
     for got in np.load(out):
         np.testing.assert_array_equal(got, want)
