@@ -117,9 +117,9 @@ class PriceCache:
     def store(self, key: SeriesKey, bars: pd.DataFrame, first_day: int, last_day: int, fetched_at: float) -> None:
         """Bars fetched for [first_day, last_day]; the span is recorded even when it held no bars
         (weekends, holidays), so it is not asked for again."""
-        rows = [(key.provider, key.symbol, key.interval, int(ts.timestamp()),
-                 *(None if pd.isna(row[c]) else float(row[c]) for c in COLUMNS), fetched_at)
-                for ts, row in bars.iterrows()]
+        values = bars[list(COLUMNS)].astype(object).where(bars[list(COLUMNS)].notna(), None)
+        rows = [(key.provider, key.symbol, key.interval, int(ts.timestamp()), *row, fetched_at)
+                for ts, row in zip(bars.index, values.itertuples(index=False, name=None))]
         spans = merge_spans(self.spans(key) + [Span(first_day, last_day, fetched_at)])
         where = (key.provider, key.symbol, key.interval)
         with self._db:
