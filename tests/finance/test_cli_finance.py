@@ -122,6 +122,8 @@ def test_plot_writes_png(market, capsys, tmp_path):
     (["history", "AAPL", "--start", "2024-03-02", "--end", "2024-03-03"], "no yahoo prices for AAPL"),
     (["history", "has space"], "invalid symbol"),
     (["analyze", "AAPL", *RANGE, "--interval", "1wk"], "use 1d"),
+    (["analyze", "AAPL", "--end", "garbage"], "end: 'garbage' is not a date"),
+    (["analyze", "AAPL", "--end", "2022-06-01"], "no yahoo prices for AAPL from"),
 ])
 def test_bad_input_is_one_line_and_exit_1(market, capsys, argv, message):
     code, _, err = run(capsys, *argv)

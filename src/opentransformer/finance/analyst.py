@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .errors import FinanceInputError
-from .market import History, MarketData
+from .market import History, MarketData, parse_day
 
 DISCLAIMER = "Not investment advice: generated from historical prices by a small language model."
 DEFAULT_DAYS = 420  # a year of trading days for the one-year return and the 200-day average, with margin
@@ -200,8 +200,8 @@ def ground_structured(answer: dict, facts: Facts) -> dict:
 
 def fetch_history(symbol: str, provider: str | None = None, start=None, end=None, interval: str = "1d") -> History:
     if start is None:
-        end_day = pd.Timestamp(end) if end is not None else pd.Timestamp.now()
-        start = end_day - pd.Timedelta(days=DEFAULT_DAYS)
+        last = parse_day(end, "end") if end is not None else pd.Timestamp.now(tz="UTC").normalize()
+        start = last - pd.Timedelta(days=DEFAULT_DAYS)
     with MarketData(provider) as data:
         return data.history(symbol, start, end, interval)
 
