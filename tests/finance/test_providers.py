@@ -210,3 +210,14 @@ def test_bad_settings(market, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(FinanceInputError, match=name):
         load_finance_settings()
+
+
+@pytest.mark.parametrize("name, body, content_type", [
+    ("yahoo", '{"chart": {"result": [{"meta": {}, "timestamp": [1709300000]}], "error": null}}', "application/json"),
+    ("stooq", "Date,Price\n2024-03-01,1\n", "text/csv"),
+    ("alphavantage", '{"Time Series (Daily)": {"2024-03-01": "closed"}}', "application/json"),
+])
+def test_answers_outside_the_documented_shape(market, name, body, content_type):
+    market.queue(Canned(body=body, content_type=content_type))
+    with pytest.raises(ProviderError, match="not in the documented shape"):
+        provider(name).history("AAPL", START, END, "1d")

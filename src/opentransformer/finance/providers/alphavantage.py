@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import FinanceInputError, ProviderError, RateLimitedError, UnknownSymbolError
 from ..settings import HttpSettings
-from .base import HttpClient, Provider, Quote, bars_frame
+from .base import HttpClient, Provider, Quote, bars_frame, documented_shape
 
 _SERIES = {  # interval -> (function, key of the series in the answer)
     "1d": ("TIME_SERIES_DAILY_ADJUSTED", "Time Series (Daily)"),
@@ -63,10 +63,11 @@ class AlphaVantageProvider(Provider):
         body = self._query(symbol, {"function": function, "outputsize": "compact" if recent else "full"})
         if key not in body:
             raise ProviderError(f"alphavantage: the answer for {symbol} has no {key!r}")
-        series = body[key]
-        days = list(series)
-        frame = bars_frame(pd.to_datetime(days, utc=True),
-                           **{column: [series[d].get(field) for d in days] for column, field in _FIELDS.items()})
+        with documented_shape(self.name, symbol):
+            series = body[key]
+            days = list(series)
+            frame = bars_frame(pd.to_datetime(days, utc=True),
+                               **{column: [series[d].get(field) for d in days] for column, field in _FIELDS.items()})
         return frame[(frame.index >= start) & (frame.index <= end)]
 
     def quote(self, symbol: str) -> Quote:
@@ -74,6 +75,7 @@ class AlphaVantageProvider(Provider):
         if not fields.get("05. price"):
             raise UnknownSymbolError(f"alphavantage: unknown symbol {symbol!r} (empty Global Quote)")
         previous = fields.get("08. previous close")
-        return Quote(symbol=fields.get("01. symbol", symbol), price=float(fields["05. price"]),
-                     time=pd.Timestamp(fields["07. latest trading day"], tz="UTC"), currency=None,
-                     previous_close=float(previous) if previous else None, provider=self.name)
+        with documented_shape(self.name, symbol):
+            return Quote(symbol=fields.get("01. symbol", symbol), price=float(fields["05. price"]),
+                         time=pd.Timestamp(fields["07. latest trading day"], tz="UTC"), currency=None,
+                         previous_close=float(previous) if previous else None, provider=self.name)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Callable
 from typing import TypeVar
 
 import httpx
@@ -64,6 +65,17 @@ def bars_frame(index, **columns) -> pd.DataFrame:
     frame.index.name = "time"
     frame = frame[frame["close"].notna()]
     return frame[~frame.index.duplicated(keep="last")].sort_index()
+
+
+@contextmanager
+def documented_shape(provider: str, symbol: str) -> Iterator[None]:
+    """Reading an answer: a field the provider's documented shape promises but that is missing or of the
+    wrong type is the provider's error, not a crash."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise ProviderError(f"{provider}: an answer for {symbol} not in the documented shape "
+                            f"({type(exc).__name__}: {exc})") from None
 
 
 def empty_bars() -> pd.DataFrame:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import ProviderError, UnknownSymbolError
 from ..settings import HttpSettings
-from .base import HttpClient, Provider, Quote, bars_frame, empty_bars
+from .base import HttpClient, Provider, Quote, bars_frame, documented_shape, empty_bars
 
 _INTERVALS = {"1d": "d", "1wk": "w", "1mo": "m"}
 _MISSING = "N/D"
@@ -53,7 +53,8 @@ class StooqProvider(Provider):
             if text.lower() == _NO_DATA:
                 return None
             raise ProviderError(f"stooq: answered {text[:200]!r} instead of CSV for {symbol!r}")
-        return pd.read_csv(io.StringIO(text), dtype=str)
+        with documented_shape(self.name, symbol):
+            return pd.read_csv(io.StringIO(text), dtype=str)
 
     def history(self, symbol: str, start: pd.Timestamp, end: pd.Timestamp, interval: str) -> pd.DataFrame:
         table = self._csv(symbol, "/q/d/l/", {"s": stooq_symbol(symbol), "i": _INTERVALS[interval],
@@ -62,18 +63,21 @@ class StooqProvider(Provider):
             # Stooq says "No data" both for unknown symbols and for ranges without bars: ask its quote.
             self.quote(symbol)
             return empty_bars()
-        table = table[table["Close"] != _MISSING]
-        if "Volume" not in table:  # indices and currencies have none
-            table = table.assign(Volume=None)
-        frame = bars_frame(pd.to_datetime(table["Date"], utc=True), open=table["Open"], high=table["High"],
-                           low=table["Low"], close=table["Close"], adj_close=table["Close"], volume=table["Volume"])
+        with documented_shape(self.name, symbol):
+            table = table[table["Close"] != _MISSING]
+            if "Volume" not in table:  # indices and currencies have none
+                table = table.assign(Volume=None)
+            frame = bars_frame(pd.to_datetime(table["Date"], utc=True), open=table["Open"], high=table["High"],
+                               low=table["Low"], close=table["Close"], adj_close=table["Close"],
+                               volume=table["Volume"])
         return frame[(frame.index >= start) & (frame.index <= end)]
 
     def quote(self, symbol: str) -> Quote:
         table = self._csv(symbol, "/q/l/", {"s": stooq_symbol(symbol), "f": "sd2t2ohlcv", "h": "", "e": "csv"})
-        if table is None or table.empty or table["Close"].iloc[0] == _MISSING:
-            raise UnknownSymbolError(f"stooq: unknown symbol {symbol!r} (it answered N/D)")
-        row = table.iloc[0]
-        return Quote(symbol=row["Symbol"], price=float(row["Close"]),
-                     time=pd.Timestamp(f"{row['Date']} {row['Time']}", tz=_STOOQ_TIMEZONE).tz_convert("UTC"),
-                     currency=None, previous_close=None, provider=self.name)
+        with documented_shape(self.name, symbol):
+            if table is None or table.empty or table["Close"].iloc[0] == _MISSING:
+                raise UnknownSymbolError(f"stooq: unknown symbol {symbol!r} (it answered N/D)")
+            row = table.iloc[0]
+            return Quote(symbol=row["Symbol"], price=float(row["Close"]),
+                         time=pd.Timestamp(f"{row['Date']} {row['Time']}", tz=_STOOQ_TIMEZONE).tz_convert("UTC"),
+                         currency=None, previous_close=None, provider=self.name)

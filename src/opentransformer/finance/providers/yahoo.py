@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import ProviderError, UnknownSymbolError
 from ..settings import HttpSettings
-from .base import HttpClient, Provider, Quote, bars_frame, empty_bars
+from .base import HttpClient, Provider, Quote, bars_frame, documented_shape, empty_bars
 
 _DAY = 86400
 
@@ -51,16 +51,17 @@ class YahooProvider(Provider):
         period2 = int(end.timestamp()) + _DAY  # period2 is exclusive: the end day is asked for whole
         result = self._chart(symbol, {"period1": period1, "period2": period2, "interval": interval,
                                       "events": "div,splits", "includeAdjustedClose": "true"})
-        stamps = result.get("timestamp") or []
-        if not stamps:
-            return empty_bars()
-        bars = result["indicators"]["quote"][0]
-        adjusted = (result["indicators"].get("adjclose") or [{}])[0].get("adjclose") or bars["close"]
-        # Bars are stamped at the exchange's open; the trading day is the local date.
-        offset = int(result.get("meta", {}).get("gmtoffset") or 0)
-        days = (np.asarray(stamps, dtype=np.int64) + offset) // _DAY * _DAY
-        frame = bars_frame(pd.to_datetime(days, unit="s", utc=True), open=bars["open"], high=bars["high"],
-                           low=bars["low"], close=bars["close"], adj_close=adjusted, volume=bars["volume"])
+        with documented_shape(self.name, symbol):
+            stamps = result.get("timestamp") or []
+            if not stamps:
+                return empty_bars()
+            bars = result["indicators"]["quote"][0]
+            adjusted = (result["indicators"].get("adjclose") or [{}])[0].get("adjclose") or bars["close"]
+            # Bars are stamped at the exchange's open; the trading day is the local date.
+            offset = int(result.get("meta", {}).get("gmtoffset") or 0)
+            days = (np.asarray(stamps, dtype=np.int64) + offset) // _DAY * _DAY
+            frame = bars_frame(pd.to_datetime(days, unit="s", utc=True), open=bars["open"], high=bars["high"],
+                               low=bars["low"], close=bars["close"], adj_close=adjusted, volume=bars["volume"])
         return frame[(frame.index >= start) & (frame.index <= end)]
 
     def quote(self, symbol: str) -> Quote:
@@ -68,7 +69,8 @@ class YahooProvider(Provider):
         if meta.get("regularMarketPrice") is None:
             raise UnknownSymbolError(f"yahoo: no price for {symbol!r}")
         previous = meta.get("chartPreviousClose", meta.get("previousClose"))
-        return Quote(symbol=meta.get("symbol", symbol), price=float(meta["regularMarketPrice"]),
-                     time=pd.Timestamp(int(meta.get("regularMarketTime") or 0), unit="s", tz="UTC"),
-                     currency=meta.get("currency"), previous_close=None if previous is None else float(previous),
-                     provider=self.name)
+        with documented_shape(self.name, symbol):
+            return Quote(symbol=meta.get("symbol", symbol), price=float(meta["regularMarketPrice"]),
+                         time=pd.Timestamp(int(meta.get("regularMarketTime") or 0), unit="s", tz="UTC"),
+                         currency=meta.get("currency"),
+                         previous_close=None if previous is None else float(previous), provider=self.name)
