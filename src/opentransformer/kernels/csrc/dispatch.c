@@ -162,6 +162,9 @@ void ot_set_threads(int n) {
 
 int ot_threads(void) { return nthreads; }
 
+/* Ranges per thread in a parallel region (see ot_parallel_for). */
+#define OT_CHUNKS_PER_THREAD 8
+
 void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
     const int nth = n < nthreads ? (int)n : nthreads;
     if (nth <= 1 || work < OT_PARALLEL_MIN) {
@@ -169,10 +172,20 @@ void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
             fn(ctx, 0, n);
         return;
     }
-#pragma omp parallel num_threads(nth)
-    {
-        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+    /* Ranges go to whichever thread asks next rather than one share per
+     * thread up front: on a busy machine a thread that loses its core would
+     * otherwise hold the region up for its whole share. Every index is still
+     * computed whole by one call, so results do not depend on who ran it. */
+    const int64_t chunks = n < (int64_t)OT_CHUNKS_PER_THREAD * nth ? n : (int64_t)OT_CHUNKS_PER_THREAD * nth;
+    int64_t next = 0;
+#pragma omp parallel num_threads(nth) shared(next)
+    for (;;) {
+        int64_t c;
+#pragma omp atomic capture
+        c = next++;
+        if (c >= chunks)
+            break;
+        const int64_t begin = n * c / chunks, end = n * (c + 1) / chunks;
         if (begin < end)
             fn(ctx, begin, end);
     }
