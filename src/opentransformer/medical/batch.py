@@ -9,11 +9,11 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
-from ..errors import OpenTransformerError
+from ..errors import InvalidRequestError, OpenTransformerError
 from .atomic import write_all_atomic, write_atomic
 
 log = logging.getLogger("opentransformer.medical.batch")
@@ -63,8 +63,6 @@ def collect_files(paths: list[str | Path], exclude: Path | None = None) -> list[
     """Files as given; directories walked recursively, hidden entries and `exclude` (the output
     directory, when it lies inside an input) left out. Every file is a candidate: DICOM is known
     by content, not by name, so nothing is dropped for its extension."""
-    from ..errors import InvalidRequestError
-
     skip = exclude.resolve() if exclude is not None else None
     found: list[Path] = []
     for arg in paths:

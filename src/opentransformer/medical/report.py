@@ -9,8 +9,12 @@ import io
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_FILE = "xray_result.v1.json"
@@ -66,7 +70,7 @@ def record_json(record: dict) -> bytes:
     return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _fit(pixels: np.ndarray) -> "PIL.Image.Image":  # noqa: F821
+def _fit(pixels: np.ndarray) -> "Image.Image":
     from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(pixels))
@@ -95,8 +99,8 @@ def _summary_rows(record: dict) -> list[tuple[str, str]]:
     model = record["model"]
     rows += [("Model", model["name"]), ("Weights SHA-256", model["weights_sha256"] or "-"),
              ("Prediction", f'{record["prediction"]} ({record["confidence"]:.1%})'),
-             ("Operating point", f'{record["operating_point"]:.2f} \u2192 '
-                                 f'{"positive" if record["positive"] else "negative"}'),
+             ("Operating point", (f'{record["operating_point"]:.2f} \u2192 '
+                                  f'{"positive" if record["positive"] else "negative"}')),
              ("Created", record["created"])]
     return rows
 
