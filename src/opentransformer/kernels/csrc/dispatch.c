@@ -173,20 +173,9 @@ void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
         return;
     }
     /* Ranges go to whichever thread asks next rather than one share per
-     * thread up front: on a busy machine a thread that loses its core would
-     * otherwise hold the region up for its whole share. Every index is still
-     * computed whole by one call, so results do not depend on who ran it. */
-    const int64_t chunks = n < (int64_t)OT_CHUNKS_PER_THREAD * nth ? n : (int64_t)OT_CHUNKS_PER_THREAD * nth;
-    int64_t next = 0;
-#pragma omp parallel num_threads(nth) shared(next)
-    for (;;) {
-        int64_t c;
-#pragma omp atomic capture
-        c = next++;
-        if (c >= chunks)
-            break;
-        const int64_t begin = n * c / chunks, end = n * (c + 1) / chunks;
-        if (begin < end)
-            fn(ctx, begin, end);
-    }
+     * thread up front, and the caller waits only for ranges already begun
+     * (thread_pool.c): on a busy machine a thread that lost its core would
+     * otherwise hold the region up. Every index is computed whole by one
+     * call, so results do not depend on who ran it. */
+    ot_pool_run(n, n < (int64_t)OT_CHUNKS_PER_THREAD * nth ? n : (int64_t)OT_CHUNKS_PER_THREAD * nth, nth, fn, ctx);
 }

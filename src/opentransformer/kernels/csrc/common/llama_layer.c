@@ -14,7 +14,6 @@
  * expansion is paid once per call while the GEMM reuses each panel for every
  * token, and the float GEMM runs at ~3.5x the rate of the 8-bit block tiles.
  */
-#include <omp.h>
 #include <string.h>
 
 #include "ot_internal.h"
@@ -100,7 +99,7 @@ static void pack_range(void *p, int64_t p0, int64_t p1) {
     const struct ot_linear *lin = c->lin;
     const int64_t k = lin->k, nr = OT_GEMM_NR;
     const size_t rb = ot_row_bytes(lin->type, k);
-    float *tmp = c->tmp + (int64_t)omp_get_thread_num() * nr * k;
+    float *tmp = c->tmp + (int64_t)ot_thread_index() * nr * k;
     for (int64_t pn = p0; pn < p1; pn++) {
         const int64_t r0 = pn * nr, rows = lin->n - r0 < nr ? lin->n - r0 : nr;
         for (int64_t r = 0; r < rows; r++)

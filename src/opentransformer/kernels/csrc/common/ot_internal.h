@@ -141,10 +141,14 @@ int ot_nthreads(void);
  * an OpenMP region costs about a microsecond even when it runs serially. */
 #define OT_PARALLEL_MIN 32768
 
-/* fn(ctx, begin, end) over [0, n) in contiguous ranges, one per thread, or
+/* fn(ctx, begin, end) over [0, n) in contiguous ranges taken by the threads as they come, or
  * all on the calling thread when work < OT_PARALLEL_MIN. */
 typedef void (*ot_range_fn)(void *ctx, int64_t begin, int64_t end);
 void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx);
+/* fn over [0, n) in `ranges` ranges on nth threads (thread_pool.c), and the
+ * index (0 .. nth - 1) of the thread running a range. */
+void ot_pool_run(int64_t n, int64_t ranges, int nth, ot_range_fn fn, void *ctx);
+int ot_thread_index(void);
 
 void ot_register_generic(struct ot_kernels *t);
 
