@@ -105,8 +105,12 @@ OT_INLINE __m128i sum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
     return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
 }
 
-/* Lane l: v[i_l] (spreads per-row or per-column scales over a group). */
-OT_INLINE __m128 spread4(__m256 v, int i0, int i1, int i2, int i3) {
+/* Lane l: v[i_l] (spreads per-row or per-column scales over a group); vs
+ * holds v in memory, so one value for all lanes is a broadcast load rather
+ * than a shuffle (shuffles are what these tiles run short of). */
+OT_INLINE __m128 spread4(__m256 v, const float *vs, int i0, int i1, int i2, int i3) {
+    if (i0 == i1 && i1 == i2 && i2 == i3)
+        return _mm_broadcast_ss(vs + i0);
     return _mm256_castps256_ps128(_mm256_permutevar8x32_ps(v, _mm256_setr_epi32(i0, i1, i2, i3, 0, 0, 0, 0)));
 }
 
@@ -165,6 +169,9 @@ OT_INLINE void block32_kern(KERNEL_ARGS, const int NR, const int NC, const int F
             }
         }
         const __m256 wh = head_halves(wi, ws, NR), xh = head_halves(xi, xs, NC);
+        float whs[8], xhs[8];
+        _mm256_storeu_ps(whs, wh);
+        _mm256_storeu_ps(xhs, xh);
         for (int g = 0; g < ngroups; g++) {
             __m256i p[4];
             for (int l = 0; l < 4; l++) {
@@ -180,11 +187,12 @@ OT_INLINE void block32_kern(KERNEL_ARGS, const int NR, const int NC, const int F
             }
 #define LANES(F, off) 2 * F(NR, NC, 4 * g) + (off), 2 * F(NR, NC, 4 * g + 1) + (off), \
                       2 * F(NR, NC, 4 * g + 2) + (off), 2 * F(NR, NC, 4 * g + 3) + (off)
-            const __m128 scale = _mm_mul_ps(spread4(wh, LANES(PAIR_R, 0)), spread4(xh, LANES(PAIR_C, 0)));
+            const __m128 scale = _mm_mul_ps(spread4(wh, whs, LANES(PAIR_R, 0)), spread4(xh, xhs, LANES(PAIR_C, 0)));
             acc[g] = _mm_fmadd_ps(scale, _mm_cvtepi32_ps(sum4_epi32(p[0], p[1], p[2], p[3])), acc[g]);
             /* Q4_1: + m_w s_x per block */
             if (FMT == B32_Q4_1)
-                mins[g] = _mm_fmadd_ps(spread4(wh, LANES(PAIR_R, 1)), spread4(xh, LANES(PAIR_C, 1)), mins[g]);
+                mins[g] = _mm_fmadd_ps(spread4(wh, whs, LANES(PAIR_R, 1)), spread4(xh, xhs, LANES(PAIR_C, 1)),
+                                       mins[g]);
 #undef LANES
         }
     }
