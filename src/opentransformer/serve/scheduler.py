@@ -9,8 +9,9 @@ instead of recomputing it.
 
 The loop thread is the only one that runs the model: its activation buffers
 are shared. Other model work (embeddings) is handed to the loop as a job.
-Tokens reach each request through a Channel that the loop fills thread-safely
-and the request's event loop drains.
+Tokens reach each request through a Channel that the request's event loop
+drains; the loop thread collects an iteration's events in an Outbox and hands
+them to each event loop in one wake-up.
 """
 from __future__ import annotations
 
@@ -84,19 +85,40 @@ class Channel:
     """Events from the loop thread to one request's asyncio event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        self._loop = loop
-        self._queue: asyncio.Queue = asyncio.Queue()
-
-    def put(self, event) -> bool:
-        """False when the request's event loop is gone."""
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
-        except RuntimeError:  # the loop is closed: nobody is listening any more
-            return False
-        return True
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
 
     async def get(self):
-        return await self._queue.get()
+        return await self.queue.get()
+
+
+def _deliver(batch: list[tuple[Channel, object]]) -> None:
+    for channel, event in batch:
+        channel.queue.put_nowait(event)
+
+
+class Outbox:
+    """Events of one loop iteration, handed to each event loop in a single
+    wake-up: a wake-up per token costs a pipe write and a thread switch, on
+    the cores the decode step needs."""
+
+    def __init__(self):
+        self._events: list[tuple["Sequence", object]] = []
+
+    def put(self, seq: "Sequence", event) -> None:
+        self._events.append((seq, event))
+
+    def flush(self) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Sequence, object]]] = {}
+        for seq, event in self._events:
+            by_loop.setdefault(seq.channel.loop, []).append((seq, event))
+        self._events = []
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, [(seq.channel, event) for seq, event in items])
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                for seq, _ in items:
+                    seq.cancelled = True
 
 
 class Sequence:
@@ -183,6 +205,7 @@ class Scheduler:
         self._waiting: deque[Sequence] = deque()
         self._running: list[Sequence] = []
         self._jobs: deque[tuple[Callable, Future]] = deque()
+        self._outbox = Outbox()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="opentransformer-decode", daemon=True)
@@ -243,8 +266,10 @@ class Scheduler:
                 for seq in self._running:
                     self._fail(seq, 500, "internal error while generating")
                 self._retire()
+            self._outbox.flush()
         for seq in list(self._running) + list(self._waiting):
             self._fail(seq, 503, "the server is shutting down")
+        self._outbox.flush()
 
     def _iterate(self) -> None:
         self._admit()
@@ -252,6 +277,7 @@ class Scheduler:
         prefilling = [s for s in self._running if s.pending is None]
         for seq in prefilling:
             self._prefill_chunk(seq)
+        self._outbox.flush()  # first tokens go out before the decode step
         decoding = [s for s in self._running if s.pending is not None and s not in prefilling]
         if decoding:
             t0 = time.perf_counter()
@@ -338,9 +364,8 @@ class Scheduler:
             spec.constraint.accept(token)
         choice = [_logprobs(logits, token, spec.top_logprobs)] if spec.top_logprobs is not None else []
         text, hit = seq.stop.push(seq.decoder.feed(token))
-        if (text or choice) and not seq.channel.put(Piece(text, choice)):
-            seq.cancelled = True
-            return
+        if text or choice:
+            self._outbox.put(seq, Piece(text, choice))
         if hit or (spec.constraint is not None and spec.constraint.finished):
             self._finish(seq, "stop", flush=not hit)
         elif seq.generated >= spec.max_tokens or seq.cache.length >= seq.cache.capacity:
@@ -353,13 +378,13 @@ class Scheduler:
             tail, _ = seq.stop.push(seq.decoder.flush())
             tail += seq.stop.flush()
             if tail:
-                seq.channel.put(Piece(tail, []))
+                self._outbox.put(seq, Piece(tail, []))
         seq.finish_reason = reason
-        seq.channel.put(Finished(reason, len(seq.spec.prompt_ids), seq.cached_tokens, seq.generated))
+        self._outbox.put(seq, Finished(reason, len(seq.spec.prompt_ids), seq.cached_tokens, seq.generated))
 
     def _fail(self, seq: Sequence, status: int, message: str) -> None:
         seq.finish_reason = "error"
-        seq.channel.put(Failed(status, message))
+        self._outbox.put(seq, Failed(status, message))
 
     def _retire(self) -> None:
         """Hand back the caches of finished and abandoned sequences."""
