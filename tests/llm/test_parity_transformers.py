@@ -87,8 +87,9 @@ def test_f32_logits_match_transformers(converted, case):
 # weight, Q8_0 about 8 per block of 32, and with unit-scale weights and sharp
 # attention those errors reach the logits nearly undamped. Measured on these
 # files with a float64 numpy forward (weights dequantized, activations exact):
-# max |Δlogit| = 0.0044 x logit std for F16 and 0.105 x for Q8_0. Our Q8_0
-# kernels also round activations to 8 bits per block, as llama.cpp does, which
+# max |Δlogit| = 0.0044 x logit std for F16 and 0.105 x with every matrix in
+# Q8_0 (0.09 x for the q8_0 mixture, which keeps a few tensors in F16). Decode
+# steps also round activations to 8 bits per block, as llama.cpp does, which
 # adds an error of the same order. Tolerances: (max |Δ| / logit std, share of
 # positions whose most likely token agrees).
 QUANTIZED = {"f16": (0.02, 0.95), "q8_0": (0.3, 0.85)}
@@ -138,30 +139,17 @@ def test_hf_directory_loads_directly(converted, case, tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "converted").iterdir()} == before
 
 
-def q8_0_weights_error(hf, ids) -> float:
-    """‖Δ‖/‖ref‖ of transformers itself with every matrix rounded through Q8_0: the error the format alone
-    causes, whatever computes with it."""
-    import copy
-
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize, quantize
-
-    model = copy.deepcopy(hf.model)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.ndim == 2:
-                w = p.numpy()
-                p.copy_(torch.from_numpy(dequantize(quantize(w, GGMLQuantizationType.Q8_0),
-                                                    GGMLQuantizationType.Q8_0).reshape(w.shape)))
-        return rel_error(model(torch.tensor([ids])).logits[0].numpy(), hf_logits(hf, ids))
+Q8_0_BOUND = 0.02  # the issue's bound on ‖Δ‖/‖ref‖ for a q8_0 file against float32
 
 
 @pytest.mark.parametrize("case", DIRECT_CASES)
-def test_q8_0_error_is_the_formats_own_on_unit_scale_weights(converted, case):
-    """Unit-scale weights pass Q8_0's rounding to the logits nearly undamped (about 2.5% here, in
-    transformers too); our file, with 8-bit activations as llama.cpp computes them, may add a tenth more."""
+def test_q8_0_logits_within_2_percent_of_float32(converted, case):
+    """Unit-scale weights pass Q8_0's rounding to the logits nearly undamped: with every matrix in Q8_0,
+    transformers itself moves 2.45% (TinyLlama config) and 2.35% (Qwen2). The q8_0 mixture keeps the token
+    embedding, the output head and GQA attn_v in F16 (convert/tensor_types.py), which brings ours to about
+    1.8%; the prefill path computes in float32 from the Q8_0 blocks and adds under 0.1%."""
     hf, path = converted(case, "q8_0")
     ids = token_ids(hf.config["vocab_size"])
-    err, floor = rel_error(our_logits(path, ids), hf_logits(hf, ids)), q8_0_weights_error(hf, ids)
-    print(f"\n{case} q8_0: ‖Δ‖/‖ref‖ = {err:.2e}; Q8_0 weights in transformers: {floor:.2e}")
-    assert err <= 1.1 * floor
+    err = rel_error(our_logits(path, ids), hf_logits(hf, ids))
+    print(f"\n{case} q8_0: ‖Δ‖/‖ref‖ = {err:.2e}")
+    assert err <= Q8_0_BOUND

@@ -23,7 +23,7 @@ from ..errors import InvalidRequestError, ModelFormatError, ModelNotFoundError
 from ..formats.safetensors import SafetensorsCheckpoint
 from ..kernels import ops
 from .adapters import adapter_for
-from .tensor_types import tensor_type
+from .tensor_types import MIXTURES, ModelShape, tensor_type
 from .tokenizer_metadata import read_tokenizer_metadata
 
 # outtype -> (tensor type of the 2-D weights, GGUF file type)
@@ -38,7 +38,6 @@ OUTTYPES = {
     "q6_k": (QT.Q6_K, LlamaFileType.MOSTLY_Q6_K),
     "q4_k_m": (QT.Q4_K, LlamaFileType.MOSTLY_Q4_K_M),
 }
-_MIXTURES = {"q4_k_m"}  # a type per tensor, more bits where error costs most (tensor_types.py)
 _NUMPY_TYPES = {QT.F32: np.float32, QT.F16: np.float16}
 _FLOAT_TYPES = {QT.F32, QT.F16, QT.BF16}
 
@@ -71,7 +70,8 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
                        progress: bool = True) -> Path:
     """Write `out_path` from the model in `src_dir` (config.json, *.safetensors, tokenizer.json).
 
-    2-D weights get `outtype`; norms, biases and RoPE factors stay F32. Returns the path written."""
+    2-D weights get `outtype` (q8_0 and q4_k_m mix types: tensor_types.py); norms, biases and RoPE
+    factors stay F32. Returns the path written."""
     src, out = Path(src_dir), Path(out_path)
     weight_type, file_type = _check_outtype(outtype)
     if not src.is_dir():
@@ -83,7 +83,7 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
     adapter = adapter_for(config, config_path)
     checkpoint = SafetensorsCheckpoint(src)
     vocab = read_tokenizer_metadata(src, int(config["vocab_size"]), config)
-    plan = _plan(adapter, checkpoint, weight_type, outtype in _MIXTURES)
+    plan = _plan(adapter, checkpoint, weight_type, MIXTURES.get(outtype))
 
     writer = GGUFWriter(None, adapter.arch)
     writer.add_name(src.resolve().name)
@@ -134,7 +134,8 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _plan(adapter, checkpoint: SafetensorsCheckpoint, weight_type: QT, mixture: bool) -> list[_Planned]:
+def _plan(adapter, checkpoint: SafetensorsCheckpoint, weight_type: QT, mixture) -> list[_Planned]:
+    model = ModelShape(adapter.n_layers, has_output=not adapter.tied, n_gqa=adapter.n_heads // adapter.n_kv_heads)
     plan = []
     for hf_name in checkpoint:
         name = adapter.gguf_name(hf_name)
@@ -143,7 +144,7 @@ def _plan(adapter, checkpoint: SafetensorsCheckpoint, weight_type: QT, mixture: 
         t = checkpoint.tensor(hf_name)
         adapter.check_shape(name, hf_name, t.shape, t.path)
         load = (lambda t=t, name=name: adapter.transform(name, t.to_float32()))
-        qtype = tensor_type(name, t.shape, weight_type, mixture, adapter.n_layers, has_output=not adapter.tied)
+        qtype = tensor_type(name, t.shape, weight_type, model, mixture)
         plan.append(_Planned(name, t.shape, qtype, load))
     for name, values in adapter.extra_tensors():
         plan.append(_Planned(name, values.shape, QT.F32, lambda values=values: values))
