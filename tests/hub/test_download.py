@@ -67,7 +67,11 @@ def test_interrupted_download_keeps_finished_files_and_the_rerun_fetches_the_res
     assert (snapshot / "model.safetensors").read_bytes() == hub.repos[LLAMA].files["model.safetensors"]
     for name in small_files:
         assert len(hub.requests("GET", f"/{name}")) == 1, name
-    assert len(hub.requests("GET", "model.safetensors")) == 2
+    # huggingface_hub 2.x names each partial file after the process writing it and never reuses another's
+    # (huggingface_hub PR #4228): across runs the unit of resumption is the file, within a run the byte
+    # (the Range request above). The interrupted file is fetched whole, once more, and nothing else is.
+    gets = hub.requests("GET", "model.safetensors")
+    assert [g.headers.get("Range") for g in gets] == [None, None]
     assert not list(cli.models_dir.rglob("*.incomplete"))
     assert "incomplete" not in cli("models").stdout
 

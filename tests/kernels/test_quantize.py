@@ -99,3 +99,41 @@ def test_rows_split_across_threads_give_the_same_blocks():
 def test_unsupported_type_or_width_is_refused(qtype, n):
     with pytest.raises(ValueError):
         ops.quantize_weights(qtype, np.ones((2, n), np.float32))
+
+
+# Whole tensors of the default model (SmolLM2-135M-Instruct), dequantized from its Q4_1 file: real
+# weights at the widths the converter meets (576 and 1536), beyond the fixture's sixteen rows.
+DEFAULT_MODEL_TENSORS = ["blk.3.attn_q.weight", "blk.3.attn_k.weight", "blk.11.ffn_up.weight",
+                         "blk.11.ffn_down.weight", "blk.29.ffn_down.weight", "token_embd.weight"]
+EMBEDDING_ROWS = 4096  # of 49152: the whole table takes numpy's quantizers seconds per type
+
+
+@pytest.fixture(scope="module")
+def default_model_weights():
+    from opentransformer.errors import ModelNotFoundError
+    from opentransformer.formats.gguf import GGUFFile
+    from opentransformer.hub.resolve import default_model_path
+
+    try:
+        g = GGUFFile(default_model_path())
+    except ModelNotFoundError as e:
+        pytest.skip(str(e))
+    weights = {}
+    for name in DEFAULT_MODEL_TENSORS:
+        t = g.tensor(name)
+        values = dequantize(np.asarray(t.data), T[t.type_name]).reshape(-1, t.shape[-1])
+        weights[name] = np.ascontiguousarray(values[:EMBEDDING_ROWS], dtype=np.float32)
+    return weights
+
+
+@pytest.mark.parametrize("qtype", list(FIXTURE_NAMES), ids=lambda t: t.name)
+def test_default_model_tensors_match_gguf_and_reference(default_model_weights, qtype):
+    block = 256 if qtype in K_REFERENCE else 32
+    checked = 0
+    for name, x in default_model_weights.items():
+        if x.shape[1] % block:
+            continue  # 576-wide rows take no K-quant (the converter falls back: tensor_types.py)
+        want = quantize(x, qtype) if qtype in LEGACY else K_REFERENCE[qtype](x)
+        assert np.array_equal(ops.quantize_weights(qtype, x), want), name
+        checked += 1
+    assert checked >= (2 if qtype in K_REFERENCE else len(DEFAULT_MODEL_TENSORS))
