@@ -81,8 +81,8 @@ size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
 }
 
 /* Weight rows per unit of work: a unit's rows stay in cache while every
- * activation row passes by, OT_TILE rows at a time. */
-#define OT_UNIT_ROWS (4 * OT_TILE)
+ * activation row passes by, OT_TILE_COLS rows at a time. */
+#define OT_UNIT_ROWS OT_TILE_ROWS
 
 struct matmul_ctx {
     ot_tile_fn tile;
@@ -97,12 +97,10 @@ static void matmul_range(void *p, int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; u++) {
         const int64_t r0 = u * OT_UNIT_ROWS;
         const int64_t r1 = r0 + OT_UNIT_ROWS < c->n ? r0 + OT_UNIT_ROWS : c->n;
-        for (int64_t j = 0; j < c->m; j += OT_TILE) {
-            const int nx = (int)(c->m - j < OT_TILE ? c->m - j : OT_TILE);
-            for (int64_t r = r0; r < r1; r += OT_TILE) {
-                const int nw = (int)(r1 - r < OT_TILE ? r1 - r : OT_TILE);
-                c->tile(c->k, c->w + r * c->ws, c->ws, nw, c->x + j * c->xs, c->xs, nx, c->y + j * c->n + r, c->n);
-            }
+        for (int64_t j = 0; j < c->m; j += OT_TILE_COLS) {
+            const int nx = (int)(c->m - j < OT_TILE_COLS ? c->m - j : OT_TILE_COLS);
+            c->tile(c->k, c->w + r0 * c->ws, c->ws, (int)(r1 - r0), c->x + j * c->xs, c->xs, nx, c->y + j * c->n + r0,
+                    c->n);
         }
     }
 }

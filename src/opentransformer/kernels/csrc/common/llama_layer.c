@@ -23,7 +23,7 @@
 #define OT_PREFILL_ROWS 32
 
 /* Weight rows per unit of parallel work (as in the matmul driver). */
-#define UNIT_ROWS (4 * OT_TILE)
+#define UNIT_ROWS OT_TILE_ROWS
 
 struct proj_job {
     const struct ot_linear *lin;
@@ -51,13 +51,10 @@ static void proj_range(void *p, int64_t u0, int64_t u1) {
         const int64_t r0 = (u - c->jobs[j].units_before) * UNIT_ROWS;
         const int64_t r1 = r0 + UNIT_ROWS < lin->n ? r0 + UNIT_ROWS : lin->n;
         const ot_tile_fn tile = c->kt->tile[lin->type];
-        for (int64_t t = 0; t < c->m; t += OT_TILE) {
-            const int nx = (int)(c->m - t < OT_TILE ? c->m - t : OT_TILE);
-            for (int64_t r = r0; r < r1; r += OT_TILE) {
-                const int nw = (int)(r1 - r < OT_TILE ? r1 - r : OT_TILE);
-                tile(lin->k, (const uint8_t *)lin->w + r * ws, ws, nw, c->x + t * c->xs, c->xs, nx,
-                     c->jobs[j].y + t * lin->n + r, lin->n);
-            }
+        for (int64_t t = 0; t < c->m; t += OT_TILE_COLS) {
+            const int nx = (int)(c->m - t < OT_TILE_COLS ? c->m - t : OT_TILE_COLS);
+            tile(lin->k, (const uint8_t *)lin->w + r0 * ws, ws, (int)(r1 - r0), c->x + t * c->xs, c->xs, nx,
+                 c->jobs[j].y + t * lin->n + r0, lin->n);
         }
     }
 }

@@ -92,8 +92,8 @@ static inline int ot_nearest_int(float f) {
 
 /* --- the kernel table ------------------------------------------------------ */
 
-/* y[c * ldy + r] = w row r . x row c for r < nw, c < nx (both at most
- * OT_TILE), rows of k elements: weight rows wstride bytes apart, activation
+/* y[c * ldy + r] = w row r . x row c for r < nw <= OT_TILE_ROWS, c < nx <=
+ * OT_TILE_COLS, rows of k elements: weight rows wstride bytes apart, activation
  * rows (quantized, or float32 for float weights) xstride bytes apart. */
 typedef void (*ot_tile_fn)(int64_t k, const uint8_t *w, size_t wstride, int nw, const uint8_t *x, size_t xstride,
                            int nx, float *y, int64_t ldy);
@@ -106,6 +106,8 @@ typedef void (*ot_attn_fn)(const float *q, const void *k, const void *v, int64_t
                            int64_t g, float scale, float *out);
 
 #define OT_TILE 4
+#define OT_TILE_ROWS (4 * OT_TILE) /* weight rows per tile call: one unit of parallel work */
+#define OT_TILE_COLS 8 /* activation rows per tile call: x86 VNNI tiles take eight at once */
 #define OT_NTYPES 31
 
 struct ot_kernels {

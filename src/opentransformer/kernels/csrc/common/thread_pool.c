@@ -19,6 +19,7 @@
  */
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "ot_internal.h"
@@ -29,6 +30,7 @@
 #define T_RANGES(t) ((int64_t)(((t) >> 16) & 0xffff))
 #define T_NEXT(t) ((int64_t)((t) & 0xffff))
 #define OT_SPIN_ROUNDS 20000 /* pause instructions before a worker sleeps: ~0.2 ms */
+#define OT_YIELD_EVERY 256   /* while spinning, let a waiting thread (the server's event loop) have the core */
 
 struct pool_job {
     ot_range_fn fn;
@@ -83,7 +85,10 @@ static void *worker(void *arg) {
         int spins = 0;
         while ((epoch = T_EPOCH(atomic_load_explicit(&pool.ticket, memory_order_acquire))) == seen) {
             if (++spins < OT_SPIN_ROUNDS) {
-                pause_once();
+                if (spins % OT_YIELD_EVERY == 0)
+                    sched_yield();
+                else
+                    pause_once();
                 continue;
             }
             pthread_mutex_lock(&pool.lock);

@@ -204,6 +204,156 @@ OT_INLINE void block32_kern(KERNEL_ARGS, const int NR, const int NC, const int F
     }
 }
 
+#ifdef __AVX512VNNI__
+/* Eight activation rows at once (VNNI only: vpdpbusd never saturates).
+ * Lanes are activation rows: the eight rows' quants are transposed once per
+ * block so lane c of xt[j] holds row c's bytes 4j..4j+3, and each weight
+ * row's bytes are broadcast four at a time from memory. A block's eight
+ * dot products then need no reduction and no shuffle, and each output sees
+ * the float operations of block32_kern exactly: the same integer block sum,
+ * scaled by the same d_w * d_x, accumulated in block order. */
+#define OT_WIDE_NC 8
+
+/* v[j] lane c <- v[c] lane j, for 8 x 8 int32. */
+OT_INLINE void transpose8_epi32(__m256i v[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+        v[j + 4] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* float16 at byte offset off of eight blocks, stride apart, as floats. */
+OT_INLINE __m256 halves8(const uint8_t *p, size_t stride, size_t off) {
+    uint16_t h[8];
+    for (int c = 0; c < 8; c++)
+        memcpy(&h[c], p + c * stride + off, 2);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], (short)h[4],
+                                          (short)h[5], (short)h[6], (short)h[7]));
+}
+
+/* The eight activation rows of one block, prepared once for every weight
+ * row of a tile: quants transposed (lane c of xt[j]: row c's bytes
+ * 4j..4j+3), the Q4_0/Q8_0 offset seed, and d (and s) per row. */
+struct wide_block {
+    __m256i xt[8];
+    __m256i seed;
+    __m256 dx, sx;
+};
+
+OT_INLINE void wide_prepare(const uint8_t *x, size_t xs, int64_t nb, const int FMT, struct wide_block *out) {
+    const size_t xb = FMT == B32_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xoff = FMT == B32_Q4_1 ? 4 : 2;
+    const __m256i offset = _mm256_set1_epi8(FMT == B32_Q4_0 ? 8 : (char)0x80);
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *xi = x + i * xb;
+        struct wide_block *o = &out[i];
+        for (int c = 0; c < 8; c++)
+            o->xt[c] = load256(xi + c * xs + xoff);
+        transpose8_epi32(o->xt);
+        /* unsigned u = w + o: sum w y = sum u y - o sum y */
+        __m256i seed = _mm256_setzero_si256();
+        if (FMT != B32_Q4_1) {
+            for (int j = 0; j < 8; j++)
+                seed = _mm256_dpbusd_epi32(seed, offset, o->xt[j]);
+            seed = _mm256_sub_epi32(_mm256_setzero_si256(), seed);
+        }
+        o->seed = seed;
+        o->dx = halves8(xi, xs, 0);
+        o->sx = FMT == B32_Q4_1 ? halves8(xi, xs, 2) : _mm256_setzero_ps();
+    }
+}
+
+/* The quants of one weight block, unsigned (Q8_0: w + 128), and d (and m). */
+OT_INLINE __m256i wide_weight(const uint8_t *a, const int FMT, float *d, float *m) {
+    uint16_t dm[2] = {0, 0};
+    memcpy(dm, a, FMT == B32_Q4_1 ? 4 : 2);
+    *d = half(dm[0]);
+    *m = half(dm[1]);
+    return FMT == B32_Q8_0 ? _mm256_xor_si256(load256(a + 2), _mm256_set1_epi8((char)0x80))
+                           : nibbles16(a + (FMT == B32_Q4_1 ? 4 : 2));
+}
+
+/* NR weight rows (4 or 1) against prepared blocks, two rows per 512-bit
+ * vector: lanes 0..7 row a, 8..15 row b. vpdpbusd on 512 bits measured
+ * nearly the rate of 256 bits here (0.33 vs 0.30 ns). */
+OT_INLINE void block32_wide_kern(int64_t nb, const uint8_t *w, size_t ws, const struct wide_block *xb, float *y,
+                                 int64_t ldy, const int NR, const int FMT) {
+    enum { NP = 2 };
+    const int npairs = (NR + 1) / 2;
+    const size_t wb = FMT == B32_Q4_0 ? sizeof(block_q4_0) : FMT == B32_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q8_0);
+    __m512 acc[NP], mins[NP];
+    for (int p = 0; p < npairs; p++)
+        acc[p] = mins[p] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const struct wide_block *xi = &xb[i];
+        const __m512 dx = _mm512_broadcast_f32x8(xi->dx);
+        for (int p = 0; p < npairs; p++) {
+            const uint8_t *a = w + i * wb + 2 * p * ws, *b = a + ws;
+            PREFETCH_AHEAD(NR, a, ws);
+            PREFETCH_AHEAD(NR, b, ws);
+            float da, ma, db = 0.0f, mb = 0.0f;
+            int32_t qs[16] = {0};
+            _mm256_storeu_si256((__m256i *)qs, wide_weight(a, FMT, &da, &ma));
+            if (2 * p + 1 < NR)
+                _mm256_storeu_si256((__m256i *)(qs + 8), wide_weight(b, FMT, &db, &mb));
+            /* keeps the compiler from turning the broadcast loads below back
+             * into shuffles: broadcasts from memory cost no shuffle at all */
+            __asm__ volatile("" : : "r"(qs) : "memory");
+            __m512i isum = _mm512_broadcast_i64x4(xi->seed);
+            for (int j = 0; j < 8; j++)
+                isum = _mm512_dpbusd_epi32(isum, _mm512_mask_set1_epi32(_mm512_set1_epi32(qs[j]), 0xFF00, qs[8 + j]),
+                                           _mm512_broadcast_i64x4(xi->xt[j]));
+            const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(da), _mm256_set1_ps(db), 1);
+            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum), acc[p]);
+            if (FMT == B32_Q4_1)
+                mins[p] = _mm512_fmadd_ps(_mm512_insertf32x8(_mm512_set1_ps(ma), _mm256_set1_ps(mb), 1),
+                                          _mm512_broadcast_f32x8(xi->sx), mins[p]);
+        }
+    }
+    for (int p = 0; p < npairs; p++) {
+        float out[16];
+        _mm512_storeu_ps(out, _mm512_add_ps(acc[p], mins[p]));
+        for (int h = 0; h < 2 && 2 * p + h < NR; h++)
+            for (int c = 0; c < 8; c++)
+                y[c * ldy + 2 * p + h] = out[8 * h + c];
+    }
+}
+
+/* The tile entry of a 32-element block format: eight activation rows at a
+ * time, prepared once for all the tile's weight rows, through the wide
+ * kernel; the rest through block32_kern. */
+#define TILE_ENTRY_B32(name, fmt)                                                                           \
+    static void name##_tile(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
+                            int nx, float *y, int64_t ldy) {                                                \
+        const int64_t nb = k / QK;                                                                          \
+        int c = 0;                                                                                          \
+        if (nx >= OT_WIDE_NC) {                                                                             \
+            struct wide_block prep[nb];                                                                     \
+            for (; c + OT_WIDE_NC <= nx; c += OT_WIDE_NC) {                                                 \
+                wide_prepare(x + c * xs, xs, nb, fmt, prep);                                                \
+                int r = 0;                                                                                  \
+                for (; r + 4 <= nw; r += 4)                                                                 \
+                    block32_wide_kern(nb, w + r * ws, ws, prep, y + c * ldy + r, ldy, 4, fmt);              \
+                for (; r < nw; r++)                                                                         \
+                    block32_wide_kern(nb, w + r * ws, ws, prep, y + c * ldy + r, ldy, 1, fmt);              \
+            }                                                                                               \
+        }                                                                                                   \
+        if (c < nx)                                                                                         \
+            name##_narrow_tile(k, w, ws, nw, x + c * xs, xs, nx - c, y + c * ldy, ldy);                     \
+    }
+#endif
+
 OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_0); }
 OT_INLINE void q4_1_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_1); }
 OT_INLINE void q8_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q8_0); }
@@ -377,9 +527,21 @@ FLOAT_KERNEL(bf16)
                 KCALL(name, 1, nc)                                                                          \
         }                                                                                                   \
     }
+#ifdef __AVX512VNNI__
+#define q4_0_narrow_kern q4_0_kern
+#define q4_1_narrow_kern q4_1_kern
+#define q8_0_narrow_kern q8_0_kern
+TILE_ENTRY(q4_0_narrow, 1)
+TILE_ENTRY(q4_1_narrow, 1)
+TILE_ENTRY(q8_0_narrow, 1)
+TILE_ENTRY_B32(q4_0, B32_Q4_0)
+TILE_ENTRY_B32(q4_1, B32_Q4_1)
+TILE_ENTRY_B32(q8_0, B32_Q8_0)
+#else
 TILE_ENTRY(q4_0, 1)
 TILE_ENTRY(q4_1, 1)
 TILE_ENTRY(q8_0, 1)
+#endif
 TILE_ENTRY(q4_K, 2)
 TILE_ENTRY(q6_K, 2)
 TILE_ENTRY(f32, 2)
