@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_options(p)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("info", help="describe a model file: architecture, parameters, tensor types, tokenizer")
+    p = sub.add_parser("info", help="describe a model file or Hugging Face directory: architecture, parameters, "
+                                    "tensor types, tokenizer")
     p.add_argument("model", nargs="?", default="default", help="'default', a .gguf file or a model directory")
     p.set_defaults(func=cmd_info)
 

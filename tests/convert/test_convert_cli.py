@@ -144,3 +144,22 @@ def test_process_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "config.json" in proc.stderr and "error:" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_info_describes_a_hf_directory(smol, capsys):
+    assert main(["info", str(smol.path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "LlamaForCausalLM (GGUF: llama)" in out
+    assert f"{smol.model.num_parameters() / 1e6:.1f} M" in out  # transformers' count, the tied head once
+    assert "F32 ×" in out and "9 query / 3 key-value, head dim 64" in out and "tied to the embedding" in out
+    assert f"{smol.config['vocab_size']} tokens" in out
+    assert f"{len((smol.path / 'chat_template.jinja').read_text())} characters" in out
+
+
+def test_info_on_a_directory_of_an_unknown_architecture(smol, tmp_path, capsys):
+    src = copy_model(smol.path, tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**config, "architectures": ["GPT2LMHeadModel"]}))
+    assert main(["info", str(src)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and "GPT2LMHeadModel" in err and "LlamaForCausalLM" in err

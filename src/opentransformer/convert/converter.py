@@ -74,13 +74,8 @@ def convert_hf_to_gguf(src_dir: str | Path, out_path: str | Path, outtype: str =
     factors stay F32. Returns the path written."""
     src, out = Path(src_dir), Path(out_path)
     weight_type, file_type = _check_outtype(outtype)
-    if not src.is_dir():
-        raise ModelNotFoundError(f"{src}: no such directory")
-    config_path = src / "config.json"
-    if not config_path.is_file():
-        raise ModelNotFoundError(f"{src}: config.json is missing; not a Hugging Face model directory")
-    config = _read_config(config_path)
-    adapter = adapter_for(config, config_path)
+    config = read_hf_config(src)
+    adapter = adapter_for(config, src / "config.json")
     checkpoint = SafetensorsCheckpoint(src)
     vocab = read_tokenizer_metadata(src, int(config["vocab_size"]), config)
     plan = _plan(adapter, checkpoint, weight_type, MIXTURES.get(outtype))
@@ -124,7 +119,13 @@ def _check_outtype(outtype: str) -> tuple[QT, LlamaFileType]:
     return OUTTYPES[outtype]
 
 
-def _read_config(path: Path) -> dict:
+def read_hf_config(src: Path) -> dict:
+    """The config.json of Hugging Face model directory `src`, checked to be one."""
+    if not src.is_dir():
+        raise ModelNotFoundError(f"{src}: no such directory")
+    path = src / "config.json"
+    if not path.is_file():
+        raise ModelNotFoundError(f"{src}: config.json is missing; not a Hugging Face model directory")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from ..formats.gguf import GGUFFile
-from ..hub.resolve import require_gguf, resolve_model
+from ..hub.resolve import resolve_model
 from ..runtime.loader import llama_config_from_gguf
 
 
@@ -17,7 +18,49 @@ def _human_bytes(n: float) -> str:
 
 
 def describe(ref: str) -> list[tuple[str, str]]:
-    path = require_gguf(resolve_model(ref))
+    """(field, value) rows for a GGUF file or a Hugging Face model directory."""
+    source = resolve_model(ref)
+    return _describe_hf_dir(source.path) if source.kind == "hf_dir" else _describe_gguf(source.path)
+
+
+def _describe_hf_dir(directory: Path) -> list[tuple[str, str]]:
+    """What the converter reads from the directory, without converting anything."""
+    from ..convert.adapters import adapter_for
+    from ..convert.converter import read_hf_config
+    from ..convert.tokenizer_metadata import read_tokenizer_metadata
+    from ..formats.safetensors import SafetensorsCheckpoint
+
+    config = read_hf_config(directory)
+    adapter = adapter_for(config, directory / "config.json")
+    checkpoint = SafetensorsCheckpoint(directory)
+    tensors = [f.tensors[name] for f in checkpoint.files for name in f.tensors]
+    dtypes = Counter(t.dtype for t in tensors)
+    params = sum(t.data.size for t in tensors)
+    shards = sum(f.path.stat().st_size for f in checkpoint.files)
+    vocab = read_tokenizer_metadata(directory, int(config["vocab_size"]), config)
+    rope = f"base {adapter.rope_theta:g}, {adapter.rope_type} scaling" if adapter.rope_type != "default" \
+        else f"base {adapter.rope_theta:g}"
+    return [
+        ("directory", f"{directory} (Hugging Face; {len(checkpoint.files)} safetensors file"
+                      f"{'s' if len(checkpoint.files) > 1 else ''}, {_human_bytes(shards)})"),
+        ("name", directory.resolve().name),
+        ("architecture", f"{config['architectures'][0]} (GGUF: {adapter.arch})"),
+        ("parameters", f"{params / 1e6:.1f} M"),
+        ("tensor dtypes", ", ".join(f"{name} ×{n}" for name, n in dtypes.most_common())),
+        ("layers", str(adapter.n_layers)),
+        ("hidden size", f"{config.get('hidden_size')} (feed-forward {config.get('intermediate_size')})"),
+        ("attention heads", f"{adapter.n_heads} query / {adapter.n_kv_heads} key-value, head dim {adapter.head_dim}"),
+        ("context", f"{adapter.context_length} tokens"),
+        ("rope", rope),
+        ("output head", "tied to the embedding" if adapter.tied else "separate"),
+        ("tokenizer", f"{vocab.model} (pre: {vocab.pre}), {len(vocab.tokens)} tokens"),
+        ("chat template", f"{len(vocab.chat_template)} characters" if vocab.chat_template
+         else "none (ChatML fallback)"),
+        ("loading", "converted once to an f32 GGUF when first loaded"),
+    ]
+
+
+def _describe_gguf(path: Path) -> list[tuple[str, str]]:
     gf = GGUFFile(path)
     cfg = llama_config_from_gguf(gf)
     types = Counter(t.type_name for t in gf.tensors.values())
