@@ -113,6 +113,25 @@ def test_weight_of_a_non_float_dtype(smol, tmp_path, capsys):
     assert_refused(capsys, out, [src], name, "I32", "float")
 
 
+def test_dtype_that_contradicts_the_stored_bytes(smol, tmp_path, capsys):
+    """A header that declares F16 for a tensor stored as F32: the bytes it spans are twice what it claims."""
+    import struct
+
+    src = copy_model(smol.path, tmp_path / "src")
+    raw = (src / "model.safetensors").read_bytes()
+    (n,) = struct.unpack_from("<Q", raw)
+    header = json.loads(raw[8:8 + n])
+    name = "model.layers.1.self_attn.o_proj.weight"
+    assert header[name]["dtype"] == "F32"
+    header[name]["dtype"] = "F16"
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(n)  # no longer: only the dtype changed
+    assert len(text) == n
+    (src / "model.safetensors").write_bytes(raw[:8] + text + raw[8 + n:])
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_refused(capsys, out, [src], "model.safetensors", name, "F16", "corrupt")
+
+
 def test_weight_whose_shape_contradicts_the_config(smol, tmp_path, capsys):
     src = copy_model(smol.path, tmp_path / "src")
     config = json.loads((src / "config.json").read_text())
