@@ -100,13 +100,11 @@ def cmd_xray_analyze(a: argparse.Namespace) -> int:
 
     from .. import load_classifier
     from ..cli import err
-    from .analysis import DEFAULT_XRAY_MODEL
     from .batch import LOG, SUMMARY, BatchOptions, BatchRun, collect_files, group_files
 
     outdir = Path(a.output).expanduser()
     if outdir.exists() and not outdir.is_dir():
         raise InvalidRequestError(f"{outdir}: exists and is not a directory")
-    model = a.model or DEFAULT_XRAY_MODEL
     single = len(a.paths) == 1 and Path(a.paths[0]).expanduser().is_file()
     options = BatchOptions(formats=formats, batch_size=a.batch_size, operating_point=a.operating_point,
                            include_phi=a.include_phi, frame=a.frame, window=a.window, strict=a.strict,
@@ -114,6 +112,9 @@ def cmd_xray_analyze(a: argparse.Namespace) -> int:
     files = group_files(collect_files(a.paths, exclude=outdir))
 
     def load():
+        from .analysis import DEFAULT_XRAY_MODEL
+
+        model = a.model or DEFAULT_XRAY_MODEL
         with err.status(f"loading {escape(model)} …"):
             return load_classifier(model, threads=a.threads)
 
