@@ -101,6 +101,10 @@ class Server:
             try:
                 if httpx.get(self.base + self.ready_path, timeout=2).status_code == 200:
                     self.model_id = httpx.get(self.base + "/v1/models", timeout=10).json()["data"][0]["id"]
+                    # one request first, so lazy set-up (buffers, caches) is not measured
+                    httpx.post(self.base + "/v1/chat/completions", timeout=120,
+                               json={"model": self.model_id, "messages": prompt_for(0, 0), "max_tokens": 8,
+                                     "temperature": 0}).raise_for_status()
                     return
             except httpx.HTTPError:
                 pass
@@ -278,8 +282,8 @@ def main() -> None:
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 8, 16], help="concurrent streams per level")
     ap.add_argument("--seconds", type=float, default=12.0, help="time per level, warm-up included")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds at the start of a level not counted")
-    ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=1, help="repetitions per level; the median is reported")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=2, help="repetitions per level (levels interleaved); the median")
     ap.add_argument("--llamacpp-python", type=Path, default=REFERENCE_PYTHON if REFERENCE_PYTHON.exists() else None,
                     help="a Python with llama-cpp-python[server] (default: /opt/refvenv/bin/python if present)")
     ap.add_argument("--no-llamacpp", action="store_true", help="measure our server only")
