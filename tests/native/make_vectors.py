@@ -223,7 +223,8 @@ def vision(w: Writer):
         scale = head_dim ** -0.5
         w.case(f"attention_full b={batch} t={ntok} h={heads} hd={head_dim}", "attention_full", 1e-5,
                [batch, ntok, heads, head_dim], [scale],
-               [qkv, reference.attention_full(qkv, batch, ntok, heads, head_dim, scale)])
+               [qkv, reference.attention_full(qkv, batch, ntok, heads, head_dim, scale),
+                reference.attention_probs(qkv, batch, ntok, heads, head_dim, scale)])
 
 
 # --- Monte Carlo (tests/kernels/test_philox.py, test_mc_paths.py) ------------------

@@ -352,21 +352,29 @@ static int run_layernorm(const struct vcase *c) {
     return ok;
 }
 
-/* Also: the last image alone gives the same bits as within its batch. */
+/* Also: the probabilities output, which leaves the output's bits as they are, and the
+ * last image alone gives the same bits as within its batch. */
 static int run_attention_full(const struct vcase *c) {
     const int64_t batch = c->i[0], ntok = c->i[1], heads = c->i[2], hd = c->i[3];
     const size_t per_image = (size_t)(ntok * heads * hd), count = (size_t)batch * per_image;
-    if (!sized(c, 0, 3 * count * 4) || !sized(c, 1, count * 8))
+    const size_t nprob = (size_t)(batch * heads * ntok * ntok);
+    if (!sized(c, 0, 3 * count * 4) || !sized(c, 1, count * 8) || !sized(c, 2, nprob * 8))
         return 0;
-    float *out = poisoned(count), *last = poisoned(per_image);
-    int ok = ot_attention_full(F(0), batch, ntok, heads, hd, (float)c->f[0], out) == 0 &&
+    float *out = poisoned(count), *last = poisoned(per_image), *with_probs = poisoned(count), *probs = poisoned(nprob);
+    int ok = ot_attention_full(F(0), batch, ntok, heads, hd, (float)c->f[0], out, NULL) == 0 &&
              close_to("attention_full", out, D(1), count, c->rtol);
+    if (ok)
+        ok = ot_attention_full(F(0), batch, ntok, heads, hd, (float)c->f[0], with_probs, probs) == 0 &&
+             close_to("attention_full probabilities", probs, D(2), nprob, c->rtol) &&
+             same_bytes("output with probabilities vs without", with_probs, out, count * 4);
     if (ok && batch > 1) {
-        ot_attention_full(F(0) + 3 * (count - per_image), 1, ntok, heads, hd, (float)c->f[0], last);
+        ot_attention_full(F(0) + 3 * (count - per_image), 1, ntok, heads, hd, (float)c->f[0], last, NULL);
         ok = same_bytes("last image alone vs in its batch", last, out + count - per_image, per_image * 4);
     }
     free(out);
     free(last);
+    free(with_probs);
+    free(probs);
     return ok;
 }
 

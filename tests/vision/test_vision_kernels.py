@@ -102,6 +102,21 @@ def test_attention_full(isa, batch, ntok, heads, head_dim):
     assert_close(out, reference.attention_full(qkv, batch, ntok, heads, head_dim, scale))
 
 
+@pytest.mark.parametrize("batch,ntok,heads,head_dim", [(1, 197, 12, 64), (2, 17, 3, 10), (3, 1, 2, 7),
+                                                        (1, 50, 4, 33), (2, 5, 1, 16)])
+def test_attention_full_probabilities(isa, batch, ntok, heads, head_dim):
+    """The optional probabilities output: every softmax row of every (image, head), and the
+    attention output unchanged by asking for it."""
+    rng = np.random.default_rng(ntok * heads + head_dim + 1)
+    qkv = rand(rng, batch * ntok, 3 * heads * head_dim, scale=2.0)
+    scale = head_dim ** -0.5
+    out = np.full((batch * ntok, heads * head_dim), np.nan, dtype=np.float32)
+    probs = np.full((batch, heads, ntok, ntok), np.nan, dtype=np.float32)
+    ops.attention_full(qkv, batch, ntok, heads, head_dim, scale, out=out, probs=probs)
+    assert_close(probs, reference.attention_probs(qkv, batch, ntok, heads, head_dim, scale))
+    assert np.array_equal(out, ops.attention_full(qkv, batch, ntok, heads, head_dim, scale))
+
+
 def test_attention_sees_only_its_own_image(isa):
     """Each image of a batch attends within itself: batching changes nothing."""
     rng = np.random.default_rng(9)

@@ -91,7 +91,7 @@ _SIGNATURES = {
     "ot_gemm_f32": (None, [c_void_p, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_int, c_int]),
     "ot_bias_act": (None, [c_void_p, c_void_p, c_int64, c_int64, c_int, c_int, c_void_p]),
     "ot_layernorm": (None, [c_void_p, c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
-    "ot_attention_full": (c_int, [c_void_p, c_int64, c_int64, c_int64, c_int64, c_float, c_void_p]),
+    "ot_attention_full": (c_int, [c_void_p, c_int64, c_int64, c_int64, c_int64, c_float, c_void_p, c_void_p]),
     "ot_philox4x32": (None, [c_uint64, c_int64, c_int64, c_int64, c_void_p]),
     "ot_mc_normals": (None, [c_uint64, c_int64, c_int64, c_int64, c_void_p]),
     "ot_mc_gbm": (None, [POINTER(OtGbmParams), c_uint64, c_int64, c_int64, c_int64, c_void_p]),

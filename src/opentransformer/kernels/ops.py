@@ -276,9 +276,10 @@ def layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float, out: np.n
 
 
 def attention_full(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim: int, scale: float,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, probs: np.ndarray | None = None) -> np.ndarray:
     """Non-causal attention. qkv [batch*ntok, 3*n_head*head_dim] (q | k | v per token) ->
-    out [batch*ntok, n_head*head_dim]."""
+    out [batch*ntok, n_head*head_dim]. probs, when given, receives the attention probabilities
+    [batch, n_head, ntok, ntok] (each query's softmax row)."""
     _check(qkv, "qkv")
     dim = n_head * head_dim
     if qkv.size != batch * ntok * 3 * dim:
@@ -288,7 +289,13 @@ def attention_full(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim
     _check(out, "out")
     if out.size != batch * ntok * dim:
         raise ValueError(f"attention_full: out holds {out.size} floats, expected {batch}*{ntok}*{dim}")
-    if lib.ot_attention_full(_ptr(qkv), batch, ntok, n_head, head_dim, scale, _ptr(out)) != 0:
+    if probs is not None:
+        _check(probs, "probs")
+        if probs.size != batch * n_head * ntok * ntok:
+            raise ValueError(f"attention_full: probs holds {probs.size} floats, "
+                             f"expected {batch}*{n_head}*{ntok}*{ntok}")
+    if lib.ot_attention_full(_ptr(qkv), batch, ntok, n_head, head_dim, scale, _ptr(out),
+                             None if probs is None else _ptr(probs)) != 0:
         raise MemoryError("attention_full: out of memory for its scratch")
     return out
 

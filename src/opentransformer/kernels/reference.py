@@ -260,11 +260,21 @@ def layernorm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.nda
     return (x64 - mean) / np.sqrt(var + eps) * _f(w) + _f(b)
 
 
+def _qkv_heads(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim: int) -> list[np.ndarray]:
+    t = _f(qkv).reshape(batch, ntok, 3, n_head, head_dim)
+    return [t[:, :, i].transpose(0, 2, 1, 3) for i in range(3)]  # q, k, v: [batch, n_head, ntok, hd]
+
+
+def attention_probs(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim: int, scale: float) -> np.ndarray:
+    """The probabilities attention_full weighs values by: [batch, n_head, ntok (query), ntok (key)]."""
+    q, k, _ = _qkv_heads(qkv, batch, ntok, n_head, head_dim)
+    return softmax(q @ k.transpose(0, 1, 3, 2) * scale)
+
+
 def attention_full(qkv: np.ndarray, batch: int, ntok: int, n_head: int, head_dim: int, scale: float) -> np.ndarray:
     """Non-causal attention within each image: qkv [batch*ntok, 3*n_head*hd] -> [batch*ntok, n_head*hd]."""
-    t = _f(qkv).reshape(batch, ntok, 3, n_head, head_dim)
-    q, k, v = (t[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
-    p = softmax(q @ k.transpose(0, 1, 3, 2) * scale)
+    v = _qkv_heads(qkv, batch, ntok, n_head, head_dim)[2]
+    p = attention_probs(qkv, batch, ntok, n_head, head_dim, scale)
     return (p @ v).transpose(0, 2, 1, 3).reshape(batch * ntok, n_head * head_dim)
 
 

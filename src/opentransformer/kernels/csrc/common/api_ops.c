@@ -136,6 +136,6 @@ void ot_layernorm(const float *x, const float *w, const float *b, int64_t rows, 
 }
 
 int ot_attention_full(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim, float scale,
-                      float *out) {
-    return ot_active()->attention_full(qkv, batch, ntok, n_head, head_dim, scale, out);
+                      float *out, float *probs) {
+    return ot_active()->attention_full(qkv, batch, ntok, n_head, head_dim, scale, out, probs);
 }

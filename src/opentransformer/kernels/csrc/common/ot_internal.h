@@ -124,7 +124,7 @@ struct ot_kernels {
     void (*bias_act)(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y);
     void (*layernorm)(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps, float *out);
     int (*attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
-                          float scale, float *out);
+                          float scale, float *out, float *probs);
     /* Monte Carlo over paths [path0, path0 + npaths), on the calling thread
      * (ot_montecarlo_impl.h; filled by ot_register_montecarlo_<isa>). */
     void (*mc_philox)(uint64_t seed, int64_t path0, int64_t npaths, int64_t nblocks, uint32_t *out);
@@ -164,7 +164,8 @@ void ot_register_generic(struct ot_kernels *t);
     void ot_vision_bias_act_##isa(const float *, const float *, int64_t, int64_t, int, int, float *);         \
     void ot_vision_layernorm_##isa(const float *, const float *, const float *, int64_t, int64_t, float,      \
                                    float *);                                                                  \
-    int ot_vision_attention_full_##isa(const float *, int64_t, int64_t, int64_t, int64_t, float, float *);
+    int ot_vision_attention_full_##isa(const float *, int64_t, int64_t, int64_t, int64_t, float, float *,   \
+                                       float *);
 #define OT_SET_VISION(t, isa)                              \
     do {                                                   \
         (t)->gemm_f32 = ot_vision_gemm_f32_##isa;           \

@@ -207,11 +207,12 @@ void ot_layernorm(const float *x, const float *w, const float *b, int64_t rows, 
  *   qkv [batch][ntok][3][n_head][head_dim]  (q, k, v of a token side by side,
  *                                            as one fused QKV GEMM writes them)
  *   out [batch][ntok][n_head][head_dim]
- * scores are (q . k) * scale. Multi-threaded over (batch, head); allocates
- * per-thread scratch of about (head_dim + 4) * ntok floats. Returns 0, or -1 when
- * that allocation fails. */
+ * scores are (q . k) * scale. probs, when not null, receives the attention
+ * probabilities (the softmax rows) as [batch][n_head][ntok][ntok]; null costs
+ * nothing. Multi-threaded over (batch, head); allocates per-thread scratch of
+ * about (head_dim + 4) * ntok floats. Returns 0, or -1 when that allocation fails. */
 int ot_attention_full(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
-                      float scale, float *out);
+                      float scale, float *out, float *probs);
 
 /* --- Monte Carlo -----------------------------------------------------------
  *

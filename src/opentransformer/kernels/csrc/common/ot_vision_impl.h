@@ -315,10 +315,11 @@ OT_ALWAYS_INLINE void pv_block(int hv, int64_t last_cols, const float *p, int64_
                 vstore_part(out[r] + c * OT_VW, acc[r][c], c == hv - 1 ? last_cols : OT_VW);
 }
 
-/* Attention of one (batch, head) pair; kt and s are this thread's scratch. */
+/* Attention of one (batch, head) pair; kt and s are this thread's scratch.
+ * probs0, when not null, receives this head's probabilities [ntok][ntok]. */
 static void attend_head(const float *q0, const float *k0, const float *v0, int64_t ld, int64_t ntok,
                         int64_t head_dim, float scale, const float *zero_row, float *kt, int64_t tpad, float *s,
-                        float *out0, int64_t ldo) {
+                        float *out0, int64_t ldo, float *probs0) {
     for (int64_t j = 0; j < ntok; j++)
         for (int64_t d = 0; d < head_dim; d++)
             kt[d * tpad + j] = k0[j * ld + d];
@@ -332,8 +333,11 @@ static void attend_head(const float *q0, const float *k0, const float *v0, int64
         }
         for (int64_t j0 = 0; j0 < tpad; j0 += OT_ATT_KB)
             score_block(q, kt, head_dim, tpad, j0, s);
-        for (int r = 0; r < OT_ATT_QB && i0 + r < ntok; r++)
+        for (int r = 0; r < OT_ATT_QB && i0 + r < ntok; r++) {
             softmax_scaled(s + r * tpad, ntok, scale);
+            if (probs0)
+                memcpy(probs0 + (i0 + r) * ntok, s + r * tpad, (size_t)ntok * sizeof(float));
+        }
         /* Whole chunks of OT_ATT_HV vectors unrolled, then the rest. */
         const int64_t chunk = OT_ATT_HV * OT_VW;
         int64_t c0 = 0;
@@ -355,7 +359,7 @@ static void attend_head(const float *q0, const float *k0, const float *v0, int64
 }
 
 int OT_VFN(attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
-                           float scale, float *out) {
+                           float scale, float *out, float *probs) {
     const int64_t dim = n_head * head_dim, ld = 3 * dim;
     const int64_t tpad = (ntok + OT_ATT_KB - 1) / OT_ATT_KB * OT_ATT_KB;
     int failed = 0;
@@ -376,7 +380,8 @@ int OT_VFN(attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_
                 for (int64_t h = 0; h < n_head; h++) {
                     const float *q0 = qkv + b * ntok * ld + h * head_dim;
                     attend_head(q0, q0 + dim, q0 + 2 * dim, ld, ntok, head_dim, scale, zero_row, kt, tpad, s,
-                                out + b * ntok * dim + h * head_dim, dim);
+                                out + b * ntok * dim + h * head_dim, dim,
+                                probs ? probs + (b * n_head + h) * ntok * ntok : NULL);
                 }
         }
         free(kt);
