@@ -6,6 +6,8 @@ Public API:
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from .errors import (ContextLengthError, InvalidRequestError, ModelFormatError, ModelNotFoundError,
                      OpenTransformerError, UnsupportedModelError)
 
@@ -60,4 +62,6 @@ def load_classifier(ref: str, threads: int | None = None, weight_type: str = "f3
             raise InvalidRequestError("threads must be >= 1")
         ops.set_threads(threads)
     source = resolve_model(ref)
-    return load_hf_classifier(require_hf_dir(source.kind, source.path), weight_type=weight_type)
+    # a downloaded model is named by its repository id, not by its snapshot directory
+    name = str(ref) if source.path != Path(str(ref)).expanduser() else None
+    return load_hf_classifier(require_hf_dir(source.kind, source.path), weight_type=weight_type, name=name)

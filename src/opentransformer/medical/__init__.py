@@ -5,7 +5,8 @@ import importlib
 
 # Exported name -> the module defining it, imported on first use: the CLI registers the `xray`
 # commands from medical.cli, and `opentransformer --help` must neither need pydicom nor wait for it.
-_EXPORTS = {"XrayImage": "io", "XrayReadError": "io", "is_dicom": "io", "read_xray": "io"}
+_EXPORTS = {"XrayImage": "io", "XrayReadError": "io", "is_dicom": "io", "read_xray": "io",
+            "analyze": "analysis", "analyze_batch": "analysis", "XrayResult": "analysis"}
 
 __all__ = list(_EXPORTS)
 

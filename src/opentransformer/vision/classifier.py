@@ -22,11 +22,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class ImageClassifier:
     def __init__(self, config: ViTConfig, preprocessor_config: ImageProcessorConfig,
-                 weights: dict[str, np.ndarray], weight_type: str = F32, name: str = "vit"):
+                 weights: dict[str, np.ndarray], weight_type: str = F32, name: str = "vit",
+                 directory: Path | None = None):
         if weight_type not in WEIGHT_TYPES:
             raise InvalidRequestError(f"weight type must be one of {', '.join(WEIGHT_TYPES)}, got {weight_type!r}")
         self.config = config
         self.name = name
+        self.directory = directory  # the model directory the weights came from, if any
         self.weight_type = weight_type
         self.preprocessor = ImagePreprocessor(preprocessor_config)
         self.model = ViT(config, weights, weight_type)
@@ -37,9 +39,10 @@ class ImageClassifier:
         """Paths, PIL images or arrays (one or a list) -> float32 (batch, 3, H, W)."""
         return self.preprocessor(images)
 
-    def logits(self, pixel_values: np.ndarray) -> np.ndarray:
+    def logits(self, pixel_values: np.ndarray, attention_maps: list | None = None) -> np.ndarray:
         """float32 (batch, 3, H, W) -> (batch, num_labels). Sizes other than the
-        trained one use interpolated position embeddings."""
+        trained one use interpolated position embeddings. attention_maps, when given, receives
+        each layer's attention probabilities (ViT.logits)."""
         pv = np.asarray(pixel_values)
         if pv.ndim == 3:
             pv = pv[None]
@@ -47,7 +50,7 @@ class ImageClassifier:
             raise InvalidRequestError(f"pixel values must have shape (batch, 3, H, W), got {pv.shape}")
         pv = np.ascontiguousarray(pv, dtype=np.float32)
         with self._lock:
-            return self.model.logits(pv)
+            return self.model.logits(pv, attention_maps)
 
     def predict(self, images: Any, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """Per image, the top_k (label, probability) pairs, most likely first."""
@@ -62,11 +65,11 @@ class ImageClassifier:
         return [[(self.labels[j], float(p[j])) for j in row] for p, row in zip(probs, order)]
 
 
-def load_hf_classifier(directory: Path, weight_type: str = F32) -> ImageClassifier:
+def load_hf_classifier(directory: Path, weight_type: str = F32, name: str | None = None) -> ImageClassifier:
     from .hf_loader import read_hf_classifier
 
     config, pre, weights = read_hf_classifier(directory)
-    return ImageClassifier(config, pre, weights, weight_type, name=directory.name)
+    return ImageClassifier(config, pre, weights, weight_type, name=name or directory.name, directory=directory)
 
 
 def require_hf_dir(kind: str, path: Path) -> Path:

@@ -45,11 +45,13 @@ class EncoderLayer:
         self.eps = config.layer_norm_eps
         self.heads, self.head_dim = config.num_attention_heads, config.head_dim
 
-    def __call__(self, x: np.ndarray, batch: int, ntok: int, s: "Scratch") -> None:
-        """x (B*T, D) updated in place."""
+    def __call__(self, x: np.ndarray, batch: int, ntok: int, s: "Scratch", probs: np.ndarray | None = None) -> None:
+        """x (B*T, D) updated in place; probs (B, heads, T, T), when given, receives the attention
+        probabilities."""
         ops.layernorm(x, *self.ln1, self.eps, out=s.normed)
         self.qkv(s.normed, s.qkv)                                       # (B*T, 3D)
-        ops.attention_full(s.qkv, batch, ntok, self.heads, self.head_dim, self.head_dim ** -0.5, out=s.context)
+        ops.attention_full(s.qkv, batch, ntok, self.heads, self.head_dim, self.head_dim ** -0.5, out=s.context,
+                           probs=probs)
         self.attn_out(s.context, x, accumulate=True)                    # x += context W_o^T + b_o
         ops.layernorm(x, *self.ln2, self.eps, out=s.normed)
         self.fc1(s.normed, s.hidden, act=ops.ACT_GELU)                  # (B*T, 4D)
@@ -87,8 +89,10 @@ class ViT:
         self.num_labels = self.classifier.n
         self._scratch: Scratch | None = None
 
-    def logits(self, pixel_values: np.ndarray) -> np.ndarray:
-        """pixel_values (B, 3, H, W) float32 -> logits (B, num_labels)."""
+    def logits(self, pixel_values: np.ndarray, attention_maps: list | None = None) -> np.ndarray:
+        """pixel_values (B, 3, H, W) float32 -> logits (B, num_labels). attention_maps, when given,
+        receives one float32 array (B, heads, T, T) per layer: each token's attention probabilities
+        over all tokens (CLS first), as the attention kernel computed them."""
         tokens = self.embed(pixel_values)                               # (B, T, D)
         batch, ntok, d = tokens.shape
         x = tokens.reshape(batch * ntok, d)                             # the residual stream
@@ -96,7 +100,11 @@ class ViT:
             self._scratch = Scratch(batch * ntok, self.config)
         s = self._scratch
         for layer in self.layers:
-            layer(x, batch, ntok, s)
+            probs = None
+            if attention_maps is not None:
+                probs = np.empty((batch, layer.heads, ntok, ntok), dtype=np.float32)
+                attention_maps.append(probs)
+            layer(x, batch, ntok, s, probs)
         cls = np.ascontiguousarray(tokens[:, 0])                        # (B, D): only CLS reaches the head
         ops.layernorm(cls, *self.final_norm, self.config.layer_norm_eps, out=cls)
         logits = np.empty((batch, self.num_labels), dtype=np.float32)

@@ -1,0 +1,53 @@
+"""Attention rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers"): how much
+the CLS token, whose final state the classifier reads, draws on each image patch through all layers.
+
+Per layer, from the attention probabilities (batch, heads, T, T), token 0 the CLS token:
+  1. fuse the heads: their mean, max or min                                  -> A (T, T)
+  2. discard: the lowest `discard_ratio` fraction of A's T*T entries set to 0, the CLS->CLS entry
+     A[0, 0] never (as jacobgil/vit-explain does)
+  3. add the identity for the residual connection, renormalise each row to sum 1
+and multiply through the layers, last layer leftmost: R = A_L ... A_1. The CLS row of R over the
+patch tokens, R[0, 1:], divided by its maximum, is the rollout; reshaped to the patch grid it is
+the heatmap before resizing.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InvalidRequestError
+
+HEAD_FUSIONS = {"mean": np.mean, "max": np.max, "min": np.min}
+
+
+def check_rollout_options(head_fusion: str, discard_ratio: float) -> None:
+    if head_fusion not in HEAD_FUSIONS:
+        raise InvalidRequestError(f"head fusion must be one of {', '.join(HEAD_FUSIONS)}, got {head_fusion!r}")
+    if not 0.0 <= discard_ratio < 1.0:
+        raise InvalidRequestError(f"discard ratio must be in [0, 1), got {discard_ratio}")
+
+
+def attention_rollout(layers: Sequence[np.ndarray], head_fusion: str = "mean",
+                      discard_ratio: float = 0.9) -> np.ndarray:
+    """Per-layer attention probabilities, each (batch, heads, T, T) -> (batch, T - 1): each image's
+    rollout over its patch tokens, in token order, largest 1."""
+    check_rollout_options(head_fusion, discard_ratio)
+    if not layers:
+        raise InvalidRequestError("attention rollout needs the attention maps of at least one layer")
+    batch, _, ntok, _ = layers[0].shape
+    eye = np.eye(ntok)
+    rollout = np.broadcast_to(eye, (batch, ntok, ntok))
+    for probs in layers:
+        fused = HEAD_FUSIONS[head_fusion](np.asarray(probs, dtype=np.float64), axis=1)  # (batch, T, T), a new array
+        dropped = int(ntok * ntok * discard_ratio)
+        if dropped:
+            flat = fused.reshape(batch, -1)
+            lowest = np.argpartition(flat, dropped - 1, axis=1)[:, :dropped]
+            for row, index in zip(flat, lowest):
+                row[index[index != 0]] = 0.0
+        a = fused + eye
+        a /= a.sum(axis=-1, keepdims=True)
+        rollout = a @ rollout
+    cls = rollout[:, 0, 1:]
+    return cls / cls.max(axis=1, keepdims=True)
