@@ -106,7 +106,7 @@ typedef void (*ot_attn_fn)(const float *q, const void *k, const void *v, int64_t
                            int64_t g, float scale, float *out);
 
 #define OT_TILE 4
-#define OT_TILE_ROWS (4 * OT_TILE) /* weight rows per tile call: one unit of parallel work */
+#define OT_TILE_ROWS (8 * OT_TILE) /* weight rows per tile call: one unit of parallel work */
 #define OT_TILE_COLS 8 /* activation rows per tile call: x86 VNNI tiles take eight at once */
 #define OT_NTYPES 31
 
