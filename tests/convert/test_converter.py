@@ -68,9 +68,10 @@ def test_f32_tensors_are_the_checkpoint_permuted_where_rope_needs_it(smol, smol_
                                                              ("q4_1", "Q4_1", 0.2)])
 def test_outtypes_quantize_matrices_and_keep_vectors_f32(smol, tmp_path, outtype, weight_type, max_rel_err):
     g = GGUFFile(convert_hf_to_gguf(smol.path, tmp_path / f"m.{outtype}.gguf", outtype, progress=False))
-    # The q8_0 mixture keeps the (tied) token embedding in F16; SmolLM2's 3 query heads per KV head are
-    # too few for its GQA rule, so attn_v stays Q8_0 (tensor_types.py).
-    embedding = "F16" if outtype == "q8_0" else weight_type
+    # The tied token embedding is the output head: F16 in q8_0, Q6_K in the 4-bit types, which SmolLM2's
+    # 576-wide rows turn into Q8_0 (tensor_types.py). Its 3 query heads per KV head are too few for
+    # q8_0's GQA rule, so attn_v stays Q8_0.
+    embedding = {"q8_0": "F16", "q4_0": "Q8_0", "q4_1": "Q8_0"}.get(outtype, weight_type)
     for t in g.tensors.values():
         expected = embedding if t.name == "token_embd.weight" else weight_type
         assert t.type_name == (expected if len(t.shape) == 2 else "F32"), t.name
@@ -83,7 +84,7 @@ def test_outtypes_quantize_matrices_and_keep_vectors_f32(smol, tmp_path, outtype
 # SmolLM2's 576-wide rows do not fill 256-element K-quant blocks: Q4_K falls back to Q4_1, Q6_K to Q8_0;
 # ffn_down's 1536-wide rows do. In 2 layers, use_more_bits picks layer 1 only.
 K_TYPES = {
-    "q4_k": {"token_embd": "Q4_1", "blk.0.attn_v": "Q4_1", "blk.0.ffn_down": "Q4_K", "blk.1.ffn_down": "Q4_K"},
+    "q4_k": {"token_embd": "Q8_0", "blk.0.attn_v": "Q4_1", "blk.0.ffn_down": "Q4_K", "blk.1.ffn_down": "Q4_K"},
     "q6_k": {"token_embd": "Q8_0", "blk.0.attn_v": "Q8_0", "blk.0.ffn_down": "Q6_K", "blk.1.ffn_down": "Q6_K"},
     "q4_k_m": {"token_embd": "Q8_0", "blk.0.attn_v": "Q4_1", "blk.1.attn_v": "Q8_0", "blk.0.ffn_down": "Q4_K",
                "blk.1.ffn_down": "Q6_K", "blk.1.ffn_up": "Q4_1"},

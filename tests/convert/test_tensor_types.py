@@ -1,4 +1,4 @@
-"""Which type each tensor gets, in plain types and in the q8_0 and q4_k_m mixtures."""
+"""Which type each tensor gets: float types, block types with a Q6_K head, the q8_0 and q4_k_m mixtures."""
 from gguf import GGMLQuantizationType as QT
 
 from opentransformer.convert.tensor_types import MIXTURES, ModelShape, tensor_type, use_more_bits
@@ -42,6 +42,18 @@ def test_q8_0_mixture_keeps_embedding_head_and_gqa_values_in_f16():
     assert q8_0("blk.3.attn_v.weight", (192, 576), ModelShape(30, False, n_gqa=3)) == QT.Q8_0
     for name in ("attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up", "ffn_down"):
         assert q8_0(f"blk.3.{name}.weight") == QT.Q8_0
+
+
+def test_plain_block_types_put_the_output_head_in_q6_k():
+    for outtype, weight_type in (("q4_0", QT.Q4_0), ("q4_1", QT.Q4_1), ("q4_k", QT.Q4_K), ("q6_k", QT.Q6_K)):
+        plain = lambda name, shape=(2048, 2048), model=TINYLLAMA: tensor_type(name, shape, weight_type, model,
+                                                                              MIXTURES[outtype])
+        assert plain("output.weight", (32000, 2048)) == QT.Q6_K
+        assert plain("token_embd.weight", (32000, 2048)) == weight_type
+        assert plain("token_embd.weight", (32000, 2048), TIED) == QT.Q6_K
+        assert plain("token_embd.weight", (49152, 576), TIED) == QT.Q8_0  # SmolLM2: rows of 576
+        for name in ("attn_q", "attn_v", "ffn_down"):
+            assert plain(f"blk.4.{name}.weight") == weight_type
 
 
 def test_rows_that_do_not_fill_blocks_fall_back():

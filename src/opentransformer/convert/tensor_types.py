@@ -1,8 +1,12 @@
 """The type each tensor of a converted file gets.
 
-Plain float types (f32, f16, bf16) and q4_0, q4_1, q4_k, q6_k put every 2-D
-weight in that type. Two outtypes mix types per tensor, more bits where the
-error costs most:
+Float types (f32, f16, bf16) put every 2-D weight in that type. q4_0, q4_1,
+q4_k and q6_k do too, except the output head (or the token embedding, where
+the head is tied to it): Q6_K, as llama.cpp gives it in every quantized
+ftype of its own (llama_tensor_get_type, without --pure). The head's error
+reaches every logit directly: on SmolLM2-135M, all-Q4_0 costs 9% more
+perplexity than Q4_0 with the head in Q8_0 (benchmarks/quant_quality.py).
+Two outtypes mix types further, more bits where the error costs most:
 
 `q4_k_m` as llama.cpp's Q4_K_M does (llama_tensor_get_type): Q6_K for the
 output head and, in the layers `use_more_bits` picks (the first and last
@@ -78,7 +82,15 @@ def q8_0_type(name: str, model: ModelShape) -> QT:
     return QT.Q8_0
 
 
-MIXTURES: dict[str, Callable[[str, ModelShape], QT]] = {"q4_k_m": q4_k_m_type, "q8_0": q8_0_type}
+def head_in_q6_k(weight_type: QT) -> Callable[[str, ModelShape], QT]:
+    """`weight_type` for every weight but the output head, which gets Q6_K."""
+    return lambda name, model: QT.Q6_K if _is_head(name, model) else weight_type
+
+
+# outtype -> the type of each weight, by name, before any width fallback (plain float types: none)
+MIXTURES: dict[str, Callable[[str, ModelShape], QT]] = {
+    "q8_0": q8_0_type, "q4_0": head_in_q6_k(QT.Q4_0), "q4_1": head_in_q6_k(QT.Q4_1),
+    "q4_k": head_in_q6_k(QT.Q4_K), "q6_k": head_in_q6_k(QT.Q6_K), "q4_k_m": q4_k_m_type}
 
 
 def tensor_type(name: str, shape: tuple[int, ...], weight_type: QT, model: ModelShape,
