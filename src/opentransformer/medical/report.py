@@ -166,7 +166,7 @@ def report_pdf(result, record: dict) -> bytes:
 
     def picture(pixels):
         fitted = _fit(pixels)
-        side = 70 * mm
+        side = 66 * mm
         scale = side / max(fitted.size)
         buf = io.BytesIO()
         fitted.save(buf, format="PNG")
@@ -186,11 +186,17 @@ def report_pdf(result, record: dict) -> bytes:
              table([("check", "result", "detail")] + _check_rows(record), [40 * mm, 16 * mm, 120 * mm], header=True)]
     if record["warnings"]:
         story += [Paragraph("Warnings", styles["Heading2"])] + [Paragraph(e(w), cell) for w in record["warnings"]]
-    story += [Spacer(1, 4 * mm), Paragraph(e(NOTICE) + ". The model's output has not been reviewed by a clinician.",
-                                           notice)]
+    def footer(canvas, doc):  # on every page, however many the checks take
+        canvas.saveState()
+        canvas.setFont("Helvetica-Bold", 8)
+        canvas.setFillColor(colors.HexColor("#990000"))
+        canvas.drawString(16 * mm, 9 * mm, NOTICE + ". The model's output has not been reviewed by a clinician.")
+        canvas.drawRightString(A4[0] - 16 * mm, 9 * mm, f"page {doc.page}")
+        canvas.restoreState()
+
     buf = io.BytesIO()
     # invariant=1 drops the creation date and random document id, so equal inputs give equal files
     SimpleDocTemplate(buf, pagesize=A4, leftMargin=16 * mm, rightMargin=16 * mm, topMargin=14 * mm,
                       bottomMargin=14 * mm, title="Chest X-ray analysis", author="opentransformer",
-                      subject=NOTICE, invariant=1).build(story)
+                      subject=NOTICE, invariant=1).build(story, onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue()
