@@ -50,6 +50,8 @@ def test_record_validates_and_matches_the_source(dicom_result):
     assert set(record["probabilities"]) == {"NORMAL", "PNEUMONIA"}
     assert sum(record["probabilities"].values()) == pytest.approx(1, abs=1e-6)
     assert record["confidence"] == pytest.approx(record["probabilities"][record["prediction"]])
+    assert record["positive_label"] == "PNEUMONIA"
+    assert record["positive"] == (record["probabilities"]["PNEUMONIA"] >= record["operating_point"])
     assert re.fullmatch(r"[0-9a-f]{64}", record["model"]["weights_sha256"])
     assert "patient" not in record
 

@@ -99,11 +99,8 @@ def _build_structured_report(result, include_phi: bool) -> bytes:
                     for i, (label, p) in enumerate(result.probabilities.items())]
     present = CodedConcept("52101004", "SCT", "Present")
     absent = CodedConcept("2667000", "SCT", "Absent")
-    finding = QualitativeEvaluation(name=_label_code(result.prediction), value=present)
-    positive_labels = [label for label in result.probabilities if label.upper() != "NORMAL"]
-    evaluations = [finding] if not positive_labels else [
-        QualitativeEvaluation(name=_label_code(label), value=present if result.positive else absent)
-        for label in positive_labels]
+    evaluations = [QualitativeEvaluation(name=_label_code(result.positive_label),
+                                         value=present if result.positive else absent)]
     group = MeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="chest X-ray classification"),
         algorithm_id=algorithm, measurements=measurements, qualitative_evaluations=evaluations,

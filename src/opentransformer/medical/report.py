@@ -55,6 +55,7 @@ def result_record(result, *, include_phi: bool = False, artifacts: dict[str, str
         "prediction": result.prediction,
         "confidence": float(result.confidence),
         "positive": bool(result.positive),
+        "positive_label": result.positive_label,
         "operating_point": float(result.operating_point),
         "checks": [{"name": c.name, "passed": bool(c.passed), "detail": c.detail} for c in result.checks],
         "warnings": list(image.warnings),
@@ -99,8 +100,9 @@ def _summary_rows(record: dict) -> list[tuple[str, str]]:
     model = record["model"]
     rows += [("Model", model["name"]), ("Weights SHA-256", model["weights_sha256"] or "-"),
              ("Prediction", f'{record["prediction"]} ({record["confidence"]:.1%})'),
-             ("Operating point", (f'{record["operating_point"]:.2f} \u2192 '
-                                  f'{"positive" if record["positive"] else "negative"}')),
+             ("Finding", (f'{record["positive_label"]}: '
+                          f'{"positive" if record["positive"] else "negative"} at operating point '
+                          f'{record["operating_point"]:.2f}')),
              ("Created", record["created"])]
     return rows
 
