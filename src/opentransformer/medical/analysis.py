@@ -32,7 +32,7 @@ __all__ = ["DEFAULT_XRAY_MODEL", "CheckLimits", "ImageCheck", "ModelInfo", "Xray
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    weights_sha256: str | None  # over the safetensors files, by name order; None when not loaded from files
+    weights_sha256: str | None  # of the safetensors files (weights_sha256); None when not loaded from files
     labels: tuple[str, ...]
 
 
@@ -153,8 +153,8 @@ def model_info(classifier) -> ModelInfo:
 
 
 def weights_sha256(directory: Path) -> str:
-    """SHA-256 over the directory's safetensors files, by name, each name then its bytes;
-    remembered per file set, size and modification time."""
+    """SHA-256 of the directory's safetensors files concatenated in name order (for one file, what
+    `sha256sum model.safetensors` prints); remembered per file set, size and modification time."""
     files = sorted(directory.glob("*.safetensors"))
     return _hash_files(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
 
@@ -163,7 +163,6 @@ def weights_sha256(directory: Path) -> str:
 def _hash_files(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
     for path, _, _ in files:
-        digest.update(Path(path).name.encode() + b"\0")
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
