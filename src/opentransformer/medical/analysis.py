@@ -55,7 +55,7 @@ class XrayResult:
 
 def analyze(source: Any, model: str = DEFAULT_XRAY_MODEL, *, classifier=None, operating_point: float = 0.5,
             head_fusion: str = "mean", discard_ratio: float = 0.9, frame: int = 0, window: int | None = None,
-            strict: bool = False, limits: CheckLimits = CheckLimits()) -> XrayResult:
+            strict: bool = False, limits: CheckLimits | None = None) -> XrayResult:
     """Analyse one X-ray: a path, file bytes, a PIL image, a numpy array, or an XrayImage already read.
     `model` is any reference load_classifier takes; `classifier`, when given, is used instead."""
     _check_options(operating_point, head_fusion, discard_ratio)
@@ -73,7 +73,7 @@ def analyze(source: Any, model: str = DEFAULT_XRAY_MODEL, *, classifier=None, op
 
 
 def analyze_batch(images: list[XrayImage], classifier, *, operating_point: float = 0.5, head_fusion: str = "mean",
-                  discard_ratio: float = 0.9, limits: CheckLimits = CheckLimits()) -> list[XrayResult]:
+                  discard_ratio: float = 0.9, limits: CheckLimits | None = None) -> list[XrayResult]:
     """Images already read, in one forward pass. Timings of the shared steps are the batch's
     divided evenly among its images."""
     _check_options(operating_point, head_fusion, discard_ratio)
@@ -106,7 +106,8 @@ def analyze_batch(images: list[XrayImage], classifier, *, operating_point: float
         results.append(XrayResult(
             image=image, probabilities=by_label, prediction=labels[best], confidence=float(probs[best]),
             positive=by_label[positive_label] >= operating_point, operating_point=float(operating_point),
-            checks=image_checks(image.pixels, image.tags, input_size, limits), heatmap=heatmap, overlay=overlay,
+            checks=image_checks(image.pixels, image.tags, input_size, limits or CheckLimits()), heatmap=heatmap,
+            overlay=overlay,
             model=info, timings={"preprocess": (t1 - t0) / n, "classify": (t2 - t1) / n, "heatmap": heat_s},
             positive_label=positive_label, rollout=rollout))
     return results
@@ -136,13 +137,13 @@ def resize_heatmap(rollout: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def jet(heat: np.ndarray) -> np.ndarray:
     """Jet colours (blue -> cyan -> yellow -> red) of values in [0, 1], float (..., 3) in [0, 1]."""
-    h = heat[..., None] * 4.0
-    return np.clip(1.5 - np.abs(h - np.array([3.0, 2.0, 1.0])), 0.0, 1.0)
+    h = heat[..., None].astype(np.float32) * np.float32(4.0)
+    return np.clip(np.float32(1.5) - np.abs(h - np.array([3.0, 2.0, 1.0], dtype=np.float32)), 0.0, 1.0)
 
 
 def blend_overlay(pixels: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
     rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
-    mixed = (1.0 - OVERLAY_ALPHA) * rgb.astype(np.float32) + OVERLAY_ALPHA * 255.0 * jet(heatmap)
+    mixed = np.float32(1.0 - OVERLAY_ALPHA) * rgb + np.float32(OVERLAY_ALPHA * 255.0) * jet(heatmap)
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 

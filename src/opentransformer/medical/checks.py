@@ -27,8 +27,9 @@ class CheckLimits:
 
 
 def image_checks(pixels: np.ndarray, tags: dict[str, str], input_size: tuple[int, int],
-                 limits: CheckLimits = CheckLimits()) -> list[ImageCheck]:
+                 limits: CheckLimits | None = None) -> list[ImageCheck]:
     """pixels: the rendered uint8 image (H, W) or (H, W, 3); input_size: the model's (height, width)."""
+    limits = limits or CheckLimits()
     height, width = pixels.shape[:2]
     need_h, need_w = max(input_size[0], limits.min_side), max(input_size[1], limits.min_side)
     small = height < need_h or width < need_w

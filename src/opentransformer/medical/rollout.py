@@ -12,7 +12,7 @@ the heatmap before resizing.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def attention_rollout(layers: Sequence[np.ndarray], head_fusion: str = "mean",
         raise InvalidRequestError("attention rollout needs the attention maps of at least one layer")
     batch, _, ntok, _ = layers[0].shape
     eye = np.eye(ntok)
-    rollout = np.broadcast_to(eye, (batch, ntok, ntok))
+    normalised = []
     for probs in layers:
         fused = HEAD_FUSIONS[head_fusion](np.asarray(probs, dtype=np.float64), axis=1)  # (batch, T, T), a new array
         dropped = int(ntok * ntok * discard_ratio)
@@ -48,6 +48,11 @@ def attention_rollout(layers: Sequence[np.ndarray], head_fusion: str = "mean",
                 row[index[index != 0]] = 0.0
         a = fused + eye
         a /= a.sum(axis=-1, keepdims=True)
-        rollout = a @ rollout
-    cls = rollout[:, 0, 1:]
+        normalised.append(a)
+    # Only the CLS row of A_L ... A_1 is wanted: carried from the left as a row vector, layer by
+    # layer, it costs T^2 per layer instead of T^3.
+    cls = normalised[-1][:, :1, :]                                      # (batch, 1, T)
+    for a in reversed(normalised[:-1]):
+        cls = cls @ a
+    cls = cls[:, 0, 1:]
     return cls / cls.max(axis=1, keepdims=True)
