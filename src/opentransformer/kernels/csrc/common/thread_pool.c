@@ -17,12 +17,15 @@
  * (a decode step's regions follow each other within microseconds), then
  * sleep on a condition variable.
  */
-#include <immintrin.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 
 #include "ot_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #define OT_POOL_MAX 256
 /* ticket: epoch (32 bits) | ranges (16) | next range (16) */
@@ -57,6 +60,8 @@ int ot_thread_index(void) { return thread_index; }
 static inline void pause_once(void) {
 #if defined(__x86_64__) || defined(__i386__)
     _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
 #endif
 }
 
