@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InvalidRequestError
 from .checks import CheckLimits, ImageCheck, image_checks
 from .io import XrayImage, read_xray
-from .rollout import attention_rollout, check_rollout_options
+from .rollout import AttentionRollout, check_rollout_options
 
 DEFAULT_XRAY_MODEL = "lxyuan/vit-xray-pneumonia-classification"
 POSITIVE_LABEL = "PNEUMONIA"
@@ -48,7 +48,8 @@ class XrayResult:
     heatmap: np.ndarray               # float32 (H, W) in [0, 1]: the rollout resized to the image
     overlay: np.ndarray               # uint8 (H, W, 3): the image with the heatmap blended in (jet colours)
     model: ModelInfo
-    timings: dict[str, float]         # seconds: read, preprocess, classify, heatmap
+    timings: dict[str, float]         # seconds: read, preprocess, classify (with the rollout's per-layer
+                                      # reduction, done as the layers run), heatmap
     positive_label: str
     rollout: np.ndarray               # float64 (grid_h, grid_w): the rollout on the patch grid, largest 1
 
@@ -83,13 +84,13 @@ def analyze_batch(images: list[XrayImage], classifier, *, operating_point: float
     t0 = time.perf_counter()
     pixel_values = classifier.preprocess([image.pixels for image in images])
     t1 = time.perf_counter()
-    maps: list[np.ndarray] = []
-    logits = classifier.logits(pixel_values, attention_maps=maps)
+    layers = AttentionRollout(head_fusion, discard_ratio)  # takes each layer's maps as they are made
+    logits = classifier.logits(pixel_values, attention_maps=layers)
     probabilities = _softmax(logits)
     t2 = time.perf_counter()
     patch = classifier.config.patch_size
     grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
-    rollouts = attention_rollout(maps, head_fusion, discard_ratio).reshape(n, *grid)
+    rollouts = layers.result().reshape(n, *grid)
     t3 = time.perf_counter()
     info = model_info(classifier)
     labels = info.labels

@@ -90,9 +90,10 @@ class ViT:
         self._scratch: Scratch | None = None
 
     def logits(self, pixel_values: np.ndarray, attention_maps: list | None = None) -> np.ndarray:
-        """pixel_values (B, 3, H, W) float32 -> logits (B, num_labels). attention_maps, when given,
-        receives one float32 array (B, heads, T, T) per layer: each token's attention probabilities
-        over all tokens (CLS first), as the attention kernel computed them."""
+        """pixel_values (B, 3, H, W) float32 -> logits (B, num_labels). attention_maps (a list, or
+        anything with append), when given, receives one new float32 array (B, heads, T, T) per
+        layer as the layer runs: each token's attention probabilities over all tokens (CLS first),
+        as the attention kernel computed them."""
         tokens = self.embed(pixel_values)                               # (B, T, D)
         batch, ntok, d = tokens.shape
         x = tokens.reshape(batch * ntok, d)                             # the residual stream
@@ -103,8 +104,9 @@ class ViT:
             probs = None
             if attention_maps is not None:
                 probs = np.empty((batch, layer.heads, ntok, ntok), dtype=np.float32)
-                attention_maps.append(probs)
             layer(x, batch, ntok, s, probs)
+            if probs is not None:
+                attention_maps.append(probs)
         cls = np.ascontiguousarray(tokens[:, 0])                        # (B, D): only CLS reaches the head
         ops.layernorm(cls, *self.final_norm, self.config.layer_norm_eps, out=cls)
         logits = np.empty((batch, self.num_labels), dtype=np.float32)
