@@ -233,7 +233,8 @@ async def drive(server: Server, streams: int, seconds: float, warmup: float, max
 
 
 def measure(server: Server, levels: list[int], seconds: float, warmup: float, max_tokens: int, reps: int) -> list[dict]:
-    """Each level `reps` times (levels interleaved), the median rep by tokens/s."""
+    """Each level `reps` times (levels interleaved), the median rep by tokens/s
+    (of an even count, the upper one)."""
     runs: dict[int, list[dict]] = {n: [] for n in levels}
     for _ in range(reps):
         for n in levels:
