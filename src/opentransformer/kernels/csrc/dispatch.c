@@ -3,11 +3,23 @@
  * ISAs are listed per architecture from least to most capable, each one a
  * superset of the ones before it, so a table is built by applying the
  * registrations of every ISA up to the chosen one on top of generic. */
-#include <omp.h>
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "ot_internal.h"
+
+/* The CPUs this process may run on (its affinity mask, as taskset or a
+ * container's cpuset leave it), at least 1. */
+static int usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}
 
 struct isa_entry {
     const char *name;
@@ -137,7 +149,7 @@ __attribute__((constructor)) static void ot_init(void) {
         memcpy(available + used, ISAS[i].name, len + 1);
         used += len;
     }
-    nthreads = omp_get_num_procs();
+    nthreads = usable_cpus();
     /* An unknown or unsupported name falls back to the best ISA; the caller
      * sees the difference through ot_isa(). */
     const int wanted = isa_index(getenv("OPENTRANSFORMER_ISA"));
@@ -156,8 +168,7 @@ int ot_set_isa(const char *name) {
 }
 
 void ot_set_threads(int n) {
-    nthreads = n > 0 ? n : omp_get_num_procs();
-    omp_set_num_threads(nthreads);
+    nthreads = n > 0 ? n : usable_cpus();
 }
 
 int ot_threads(void) { return nthreads; }

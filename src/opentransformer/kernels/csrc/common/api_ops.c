@@ -102,24 +102,38 @@ void ot_rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, int64_t 
         ot_parallel_for(ntok, ntok * nhead * head_dim, rope_range, &c);
 }
 
+struct attention_job {
+    ot_attn_fn attn;
+    const float *q;
+    const char *k, *v;
+    float *out;
+    int64_t n_head, group, g, per_tok, head_dim, kv_stride, pos0;
+    size_t esize;
+    float scale;
+};
+
+static void attention_range(void *p, int64_t i0, int64_t i1) {
+    const struct attention_job *c = p;
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t t = it / c->per_tok, h = (it % c->per_tok) * c->g, kvh = h / c->group;
+        const int64_t off = (t * c->n_head + h) * c->head_dim;
+        const size_t at = (size_t)(kvh * c->kv_stride * c->head_dim) * c->esize;
+        c->attn(c->q + off, c->k + at, c->v + at, c->pos0 + t + 1, c->head_dim, c->g, c->scale, c->out + off);
+    }
+}
+
 void ot_attention(const float *q, const void *k, const void *v, int kv_type, float *out, int64_t ntok, int64_t n_head,
                   int64_t n_kv_head, int64_t head_dim, int64_t kv_stride, int64_t pos0, float scale) {
-    const ot_attn_fn attn = kv_type == OT_F16 ? ot_active()->attention_f16 : ot_active()->attention_f32;
-    const size_t esize = kv_type == OT_F16 ? 2 : 4;
     const int nth = ot_nthreads();
     const int64_t group = n_head / n_kv_head;
     /* Query heads of one KV head go together (their keys are read once),
      * unless that leaves too few items to keep every thread busy. */
     const int64_t g = ntok * n_kv_head >= 2 * nth ? group : 1;
-    const int64_t per_tok = n_head / g;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (ntok * n_head > 1)
-    for (int64_t it = 0; it < ntok * per_tok; it++) {
-        const int64_t t = it / per_tok, h = (it % per_tok) * g, kvh = h / group;
-        const int64_t off = (t * n_head + h) * head_dim;
-        const size_t at = (size_t)(kvh * kv_stride * head_dim) * esize;
-        attn(q + off, (const char *)k + at, (const char *)v + at, pos0 + t + 1, head_dim, g,
-             scale, out + off);
-    }
+    struct attention_job c = {kv_type == OT_F16 ? ot_active()->attention_f16 : ot_active()->attention_f32,
+                              q, k, v, out, n_head, group, g, n_head / g, head_dim, kv_stride, pos0,
+                              kv_type == OT_F16 ? 2 : 4, scale};
+    /* Each item reads a whole KV range: always worth a thread. */
+    ot_parallel_for(ntok * c.per_tok, OT_PARALLEL_MIN, attention_range, &c);
 }
 
 void ot_gemm_f32(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m, float *y,

@@ -139,8 +139,8 @@ struct ot_kernels {
 const struct ot_kernels *ot_active(void);
 int ot_nthreads(void);
 
-/* Elements of work below which an op stays on the calling thread: entering
- * an OpenMP region costs about a microsecond even when it runs serially. */
+/* Elements of work below which an op stays on the calling thread: handing
+ * ranges to the pool costs about a microsecond. */
 #define OT_PARALLEL_MIN 32768
 
 /* fn(ctx, begin, end) over [0, n) in contiguous ranges taken by the threads as they come, or

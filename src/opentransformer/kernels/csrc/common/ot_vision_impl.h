@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ot_kernels.h"
+#include "ot_internal.h"
 
 typedef float vf __attribute__((vector_size(OT_VW * 4)));
 typedef int32_t vi __attribute__((vector_size(OT_VW * 4)));
@@ -176,41 +176,75 @@ static void gemm_tail(int rows, const float *x, int64_t k, const float *panel, c
 
 _Static_assert(OT_MR <= 16, "gemm_tail covers tails of up to 15 rows");
 
-void OT_VFN(gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
-                      float *y, int act, int accumulate) {
-    const int64_t npanel = (n + OT_GEMM_NR - 1) / OT_GEMM_NR;
-    const int64_t mtiles = (m + OT_MR - 1) / OT_MR;
-    /* Panel-major order: consecutive tiles of a thread share one panel of W,
-     * which stays in L2 while the rows of x stream past it. */
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t pn = 0; pn < npanel; pn++) {
-        for (int64_t t = 0; t < mtiles; t++) {
-            const int64_t i = t * OT_MR, j = pn * OT_GEMM_NR;
-            const int64_t rows = m - i < OT_MR ? m - i : OT_MR;
-            const int64_t cols = n - j < OT_GEMM_NR ? n - j : OT_GEMM_NR;
-            const float *panel = packed + pn * k * OT_GEMM_NR;
-            const float *b = bias ? bias + j : NULL;
-            if (rows == OT_MR)
-                gemm_tile(OT_MR, x + i * k, k, panel, b, cols, act, accumulate, y + i * n + j, n);
-            else
-                gemm_tail((int)rows, x + i * k, k, panel, b, cols, act, accumulate, y + i * n + j, n);
-        }
+struct gemm_job {
+    const float *packed, *bias, *x;
+    float *y;
+    int64_t n, k, m, mtiles;
+    int act, accumulate;
+};
+
+/* Units in panel-major order: consecutive units of a range share one panel
+ * of W, which stays in L2 while the rows of x stream past it. */
+static void gemm_range(void *p, int64_t u0, int64_t u1) {
+    const struct gemm_job *g = p;
+    const int64_t n = g->n, k = g->k;
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t pn = u / g->mtiles, i = u % g->mtiles * OT_MR, j = pn * OT_GEMM_NR;
+        const int64_t rows = g->m - i < OT_MR ? g->m - i : OT_MR;
+        const int64_t cols = n - j < OT_GEMM_NR ? n - j : OT_GEMM_NR;
+        const float *panel = g->packed + pn * k * OT_GEMM_NR;
+        const float *b = g->bias ? g->bias + j : NULL;
+        if (rows == OT_MR)
+            gemm_tile(OT_MR, g->x + i * k, k, panel, b, cols, g->act, g->accumulate, g->y + i * n + j, n);
+        else
+            gemm_tail((int)rows, g->x + i * k, k, panel, b, cols, g->act, g->accumulate, g->y + i * n + j, n);
     }
 }
 
-void OT_VFN(bias_act)(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < m; i++)
+void OT_VFN(gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
+                      float *y, int act, int accumulate) {
+    const int64_t npanel = (n + OT_GEMM_NR - 1) / OT_GEMM_NR, mtiles = (m + OT_MR - 1) / OT_MR;
+    struct gemm_job g = {packed, bias, x, y, n, k, m, mtiles, act, accumulate};
+    ot_parallel_for(npanel * mtiles, m * n * k, gemm_range, &g);
+}
+
+struct bias_act_job {
+    const float *x, *bias;
+    float *y;
+    int64_t n;
+    int act, accumulate;
+};
+
+static void bias_act_range(void *p, int64_t r0, int64_t r1) {
+    const struct bias_act_job *c = p;
+    const int64_t n = c->n;
+    for (int64_t i = r0; i < r1; i++)
         for (int64_t j = 0; j < n; j += OT_VW)
-            epilogue(vload_part(x + i * n + j, n - j), bias ? bias + j : NULL, n - j, act, accumulate, y + i * n + j);
+            epilogue(vload_part(c->x + i * n + j, n - j), c->bias ? c->bias + j : NULL, n - j, c->act,
+                     c->accumulate, c->y + i * n + j);
+}
+
+void OT_VFN(bias_act)(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y) {
+    struct bias_act_job c = {x, bias, y, n, act, accumulate};
+    ot_parallel_for(m, m * n, bias_act_range, &c);
 }
 
 /* --- LayerNorm ------------------------------------------------------------ */
 
-void OT_VFN(layernorm)(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps,
-                       float *out) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
+struct layernorm_job {
+    const float *x, *w, *b;
+    float *out;
+    int64_t n;
+    float eps;
+};
+
+static void layernorm_range(void *p, int64_t r0, int64_t r1) {
+    const struct layernorm_job *c = p;
+    const float *x = c->x, *w = c->w, *b = c->b;
+    float *out = c->out;
+    const int64_t n = c->n;
+    const float eps = c->eps;
+    for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * n;
         float *o = out + r * n;
         vf s = {0};
@@ -233,6 +267,12 @@ void OT_VFN(layernorm)(const float *x, const float *w, const float *b, int64_t r
             vstore_part(o + j, v, cols);
         }
     }
+}
+
+void OT_VFN(layernorm)(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps,
+                       float *out) {
+    struct layernorm_job c = {x, w, b, out, n, eps};
+    ot_parallel_for(rows, rows * n, layernorm_range, &c);
 }
 
 /* --- attention over all tokens -------------------------------------------- */
@@ -358,33 +398,40 @@ static void attend_head(const float *q0, const float *k0, const float *v0, int64
     }
 }
 
+struct attention_job {
+    const float *qkv;
+    float *out, *probs, *scratch; /* scratch: scratch_floats per thread */
+    int64_t n_head, head_dim, ntok, tpad;
+    size_t scratch_floats;
+    float scale;
+};
+
+static void attention_range(void *p, int64_t u0, int64_t u1) {
+    const struct attention_job *c = p;
+    const int64_t n_head = c->n_head, head_dim = c->head_dim, ntok = c->ntok, tpad = c->tpad;
+    const int64_t dim = n_head * head_dim, ld = 3 * dim;
+    /* This thread's K^T of one head, OT_ATT_QB rows of scores, a zero query. */
+    float *kt = c->scratch + (size_t)ot_thread_index() * c->scratch_floats;
+    float *s = kt + head_dim * tpad, *zero_row = s + OT_ATT_QB * tpad;
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t b = u / n_head, h = u % n_head;
+        const float *q0 = c->qkv + b * ntok * ld + h * head_dim;
+        attend_head(q0, q0 + dim, q0 + 2 * dim, ld, ntok, head_dim, c->scale, zero_row, kt, tpad, s,
+                    c->out + b * ntok * dim + h * head_dim, dim,
+                    c->probs ? c->probs + (b * n_head + h) * ntok * ntok : NULL);
+    }
+}
+
 int OT_VFN(attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
                            float scale, float *out, float *probs) {
-    const int64_t dim = n_head * head_dim, ld = 3 * dim;
     const int64_t tpad = (ntok + OT_ATT_KB - 1) / OT_ATT_KB * OT_ATT_KB;
-    int failed = 0;
-#pragma omp parallel
-    {
-        /* Per thread: K^T of one head, OT_ATT_QB rows of scores, a zero query. */
-        const size_t nfloat = (size_t)(head_dim * tpad + OT_ATT_QB * tpad + head_dim);
-        float *kt = calloc(nfloat, sizeof(float));
-        if (!kt) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp barrier
-        if (!failed) {
-            float *s = kt + head_dim * tpad, *zero_row = s + OT_ATT_QB * tpad;
-#pragma omp for collapse(2) schedule(static)
-            for (int64_t b = 0; b < batch; b++)
-                for (int64_t h = 0; h < n_head; h++) {
-                    const float *q0 = qkv + b * ntok * ld + h * head_dim;
-                    attend_head(q0, q0 + dim, q0 + 2 * dim, ld, ntok, head_dim, scale, zero_row, kt, tpad, s,
-                                out + b * ntok * dim + h * head_dim, dim,
-                                probs ? probs + (b * n_head + h) * ntok * ntok : NULL);
-                }
-        }
-        free(kt);
-    }
-    return failed ? -1 : 0;
+    const size_t per_thread = (size_t)(head_dim * tpad + OT_ATT_QB * tpad + head_dim);
+    float *scratch = calloc((size_t)ot_nthreads() * per_thread, sizeof(float));
+    if (!scratch)
+        return -1;
+    struct attention_job c = {qkv, out, probs, scratch, n_head, head_dim, ntok, tpad, per_thread, scale};
+    /* One (image, head) pair is ~4 ntok^2 head_dim flops: always worth a thread. */
+    ot_parallel_for(batch * n_head, OT_PARALLEL_MIN, attention_range, &c);
+    free(scratch);
+    return 0;
 }

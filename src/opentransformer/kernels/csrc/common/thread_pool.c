@@ -33,8 +33,7 @@
 #define T_RANGES(t) ((int64_t)(((t) >> 16) & 0xffff))
 #define T_NEXT(t) ((int64_t)((t) & 0xffff))
 #define OT_SPIN_ROUNDS 8000 /* pause instructions before a worker sleeps: ~0.1 ms */
-#define OT_YIELD_EVERY 64   /* while spinning, let a waiting thread (the server's event loop, an OpenMP
-                             * region of the float GEMM) have the core */
+#define OT_YIELD_EVERY 64   /* while spinning, let a waiting thread (the server's event loop) have the core */
 
 struct pool_job {
     ot_range_fn fn;
