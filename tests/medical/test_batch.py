@@ -17,10 +17,12 @@ from helpers.xray_files import write_broken, write_dicom, write_png
 
 pydicom = pytest.importorskip("pydicom")
 
+import opentransformer  # noqa: E402
 from opentransformer.medical.atomic import write_atomic  # noqa: E402
 from opentransformer.medical.batch import MANIFEST, SUMMARY, group_files  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+# The opentransformer these tests import (the source tree, or the installed package in CI).
+SRC = Path(opentransformer.__file__).resolve().parents[1]
 STUDIES = [f"1.2.826.0.1.3680043.10.511.77.{i}" for i in range(3)]
 
 

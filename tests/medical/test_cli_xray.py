@@ -17,10 +17,12 @@ from helpers.xray_files import PATIENT_ID, PATIENT_NAME, write_broken, write_dic
 pydicom = pytest.importorskip("pydicom")
 jsonschema = pytest.importorskip("jsonschema")
 
+import opentransformer  # noqa: E402
 from opentransformer.cli import main  # noqa: E402
 from opentransformer.medical.report import result_schema  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+# The opentransformer these tests import (the source tree, or the installed package in CI).
+SRC = Path(opentransformer.__file__).resolve().parents[1]
 tools = pytest.mark.skipif(not (shutil.which("dsrdump") and shutil.which("pdftoppm")),
                            reason="dcmtk and poppler-utils are not installed")
 
