@@ -285,8 +285,8 @@ static int run_gemm_f32(const struct vcase *c) {
     float *packed = malloc(ot_gemm_packed_floats(n, k) * sizeof(float));
     ot_gemm_pack(F(0), n, k, packed);
     float *y = accumulate ? copy_of(F(3), count * 4) : poisoned(count);
-    ot_gemm_f32(packed, bias ? F(2) : NULL, n, k, F(1), m, y, act, accumulate);
-    const int ok = close_to("gemm_f32", y, D(4), count, c->rtol);
+    const int ok = ot_gemm_f32(packed, bias ? F(2) : NULL, n, k, F(1), m, y, act, accumulate) == 0 &&
+                   close_to("gemm_f32", y, D(4), count, c->rtol);
     free(packed);
     free(y);
     return ok;

@@ -88,7 +88,7 @@ _SIGNATURES = {
                             c_int64, c_int64, c_float]),
     "ot_gemm_packed_floats": (c_size_t, [c_int64, c_int64]),
     "ot_gemm_pack": (None, [c_void_p, c_int64, c_int64, c_void_p]),
-    "ot_gemm_f32": (None, [c_void_p, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_int, c_int]),
+    "ot_gemm_f32": (c_int, [c_void_p, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_int, c_int]),
     "ot_bias_act": (None, [c_void_p, c_void_p, c_int64, c_int64, c_int, c_int, c_void_p]),
     "ot_layernorm": (None, [c_void_p, c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
     "ot_attention_full": (c_int, [c_void_p, c_int64, c_int64, c_int64, c_int64, c_float, c_void_p, c_void_p]),

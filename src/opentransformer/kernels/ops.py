@@ -233,8 +233,9 @@ def gemm_f32(packed: np.ndarray, bias: np.ndarray | None, n: int, k: int, x: np.
         _check(bias, "bias")
         if bias.shape != (n,):
             raise ValueError(f"gemm_f32: bias has shape {bias.shape}, expected ({n},)")
-    lib.ot_gemm_f32(_ptr(packed), None if bias is None else _ptr(bias), n, k, _ptr(x), m, _ptr(out), int(act),
-                    int(accumulate))
+    if lib.ot_gemm_f32(_ptr(packed), None if bias is None else _ptr(bias), n, k, _ptr(x), m, _ptr(out), int(act),
+                       int(accumulate)) != 0:
+        raise MemoryError(f"gemm_f32: no memory for a packed copy of x ({m} x {k} floats)")
     return out
 
 

@@ -136,9 +136,9 @@ void ot_attention(const float *q, const void *k, const void *v, int kv_type, flo
     ot_parallel_for(ntok * c.per_tok, OT_PARALLEL_MIN, attention_range, &c);
 }
 
-void ot_gemm_f32(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m, float *y,
-                 int act, int accumulate) {
-    ot_active()->gemm_f32(packed, bias, n, k, x, m, y, act, accumulate);
+int ot_gemm_f32(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m, float *y,
+                int act, int accumulate) {
+    return ot_active()->gemm_f32(packed, bias, n, k, x, m, y, act, accumulate);
 }
 
 void ot_bias_act(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y) {

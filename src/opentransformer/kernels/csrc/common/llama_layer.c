@@ -108,12 +108,13 @@ static void pack_range(void *p, int64_t p0, int64_t p1) {
     }
 }
 
-/* y[m][n] = x[m][k] . W^T (+ b) through float32 panels of W (see the top). */
-static void project_f32(const struct ot_linear *lin, float *y, const float *x, int64_t m, float *wpack) {
+/* y[m][n] = x[m][k] . W^T (+ b) through float32 panels of W (see the top); nonzero when the
+ * GEMM could not allocate its copy of x. */
+static int project_f32(const struct ot_linear *lin, float *y, const float *x, int64_t m, float *wpack) {
     const int64_t npanel = (lin->n + OT_GEMM_NR - 1) / OT_GEMM_NR;
     struct pack_ctx c = {lin, wpack, wpack + ot_gemm_packed_floats(lin->n, lin->k)};
     ot_parallel_for(npanel, OT_PARALLEL_MIN, pack_range, &c);
-    ot_active()->gemm_f32(wpack, lin->bias, lin->n, lin->k, x, m, y, OT_ACT_NONE, 0);
+    return ot_active()->gemm_f32(wpack, lin->bias, lin->n, lin->k, x, m, y, OT_ACT_NONE, 0);
 }
 
 size_t ot_llama_wpack_floats(int64_t n, int64_t k) {
@@ -127,8 +128,11 @@ static void project_all(const struct ot_linear *const *lins, float *const *ys, i
     for (int i = 0; i < count; i++)
         expand = expand && ot_llama_wpack_floats(lins[i]->n, lins[i]->k) <= b->wpack_floats;
     if (expand) {
+        /* Out of memory for the GEMM's copy of x: that projection takes the 8-bit path, as when
+         * wpack is too small. */
         for (int i = 0; i < count; i++)
-            project_f32(lins[i], ys[i], x, m, b->wpack);
+            if (project_f32(lins[i], ys[i], x, m, b->wpack) != 0)
+                project(lins + i, ys + i, 1, x, m, b->scratch);
         return;
     }
     void *scratch = b->scratch;

@@ -119,8 +119,8 @@ struct ot_kernels {
     void (*softmax)(float *x, int64_t n);
     void (*silu_mul)(const float *gate, const float *up, int64_t n, float *out);
     void (*add)(const float *a, const float *b, int64_t n, float *out);
-    void (*gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
-                     float *y, int act, int accumulate);
+    int (*gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
+                    float *y, int act, int accumulate);
     void (*bias_act)(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y);
     void (*layernorm)(const float *x, const float *w, const float *b, int64_t rows, int64_t n, float eps, float *out);
     int (*attention_full)(const float *qkv, int64_t batch, int64_t ntok, int64_t n_head, int64_t head_dim,
@@ -159,8 +159,8 @@ void ot_register_generic(struct ot_kernels *t);
 
 /* The vision kernels of one ISA (ot_vision_impl.h), named by suffix. */
 #define OT_DECLARE_VISION(isa)                                                                                  \
-    void ot_vision_gemm_f32_##isa(const float *, const float *, int64_t, int64_t, const float *, int64_t,     \
-                                  float *, int, int);                                                         \
+    int ot_vision_gemm_f32_##isa(const float *, const float *, int64_t, int64_t, const float *, int64_t,      \
+                                 float *, int, int);                                                          \
     void ot_vision_bias_act_##isa(const float *, const float *, int64_t, int64_t, int, int, float *);         \
     void ot_vision_layernorm_##isa(const float *, const float *, const float *, int64_t, int64_t, float,      \
                                    float *);                                                                  \

@@ -193,9 +193,10 @@ size_t ot_gemm_packed_floats(int64_t n, int64_t k);
 /* Pack w[n][k] (row-major, as nn.Linear stores it) for ot_gemm_f32. */
 void ot_gemm_pack(const float *w, int64_t n, int64_t k, float *packed);
 /* y[m][n] = act(x[m][k] . W[n][k]^T + bias[n]) (+ y[m][n] if accumulate, for
- * a residual added in place). bias may be NULL. Multi-threaded over tiles. */
-void ot_gemm_f32(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
-                 float *y, int act, int accumulate);
+ * a residual added in place). bias may be NULL. Multi-threaded over tiles.
+ * Returns 0, or -1 when the copy of x it packs cannot be allocated. */
+int ot_gemm_f32(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
+                float *y, int act, int accumulate);
 /* The same epilogue on a computed product: y = act(x + bias) (+ y if
  * accumulate), x and y [m][n]; y may be x when not accumulating. */
 void ot_bias_act(const float *x, const float *bias, int64_t m, int64_t n, int act, int accumulate, float *y);

@@ -129,9 +129,10 @@ OT_ALWAYS_INLINE void epilogue(vf acc, const float *bias, int64_t cols, int act,
 /* --- GEMM ---------------------------------------------------------------- */
 
 /* One tile: `rows` rows of x times one packed panel (k x OT_GEMM_NR), written
- * to the first `cols` columns of y. Inlined with a constant `rows`, so the
- * accumulators live in registers. */
-OT_ALWAYS_INLINE void gemm_tile(int rows, const float *x, int64_t k, const float *panel, const float *bias,
+ * to the first `cols` columns of y. x is one packed strip: element p of row r
+ * at xs[p * OT_MR + r]. Inlined with a constant `rows`, so the accumulators
+ * live in registers. */
+OT_ALWAYS_INLINE void gemm_tile(int rows, const float *xs, int64_t k, const float *panel, const float *bias,
                                 int64_t cols, int act, int accumulate, float *y, int64_t ldy) {
     vf acc[OT_MR][OT_NV];
 #pragma GCC unroll 32
@@ -146,7 +147,7 @@ OT_ALWAYS_INLINE void gemm_tile(int rows, const float *x, int64_t k, const float
             b[v] = vload(panel + p * OT_GEMM_NR + v * OT_VW);
 #pragma GCC unroll 32
         for (int r = 0; r < rows; r++) {
-            vf a = vset1(x[r * k + p]);
+            vf a = vset1(xs[p * OT_MR + r]);
 #pragma GCC unroll 8
             for (int v = 0; v < OT_NV; v++)
                 acc[r][v] += a * b[v];
@@ -159,13 +160,13 @@ OT_ALWAYS_INLINE void gemm_tile(int rows, const float *x, int64_t k, const float
 }
 
 /* The m % OT_MR rows left over, each count with its own unrolled tile. */
-static void gemm_tail(int rows, const float *x, int64_t k, const float *panel, const float *bias, int64_t cols,
+static void gemm_tail(int rows, const float *xs, int64_t k, const float *panel, const float *bias, int64_t cols,
                       int act, int accumulate, float *y, int64_t ldy) {
     switch (rows) {
 #define OT_TAIL_CASE(r)                                                                                           \
     case r:                                                                                                       \
         if (r < OT_MR)                                                                                            \
-            gemm_tile(r, x, k, panel, bias, cols, act, accumulate, y, ldy);                                       \
+            gemm_tile(r, xs, k, panel, bias, cols, act, accumulate, y, ldy);                                       \
         break;
         OT_TAIL_CASE(1) OT_TAIL_CASE(2) OT_TAIL_CASE(3) OT_TAIL_CASE(4) OT_TAIL_CASE(5) OT_TAIL_CASE(6)
         OT_TAIL_CASE(7) OT_TAIL_CASE(8) OT_TAIL_CASE(9) OT_TAIL_CASE(10) OT_TAIL_CASE(11) OT_TAIL_CASE(12)
@@ -178,34 +179,62 @@ _Static_assert(OT_MR <= 16, "gemm_tail covers tails of up to 15 rows");
 
 struct gemm_job {
     const float *packed, *bias, *x;
-    float *y;
+    float *xs, *y; /* xs: x packed in strips of OT_MR rows */
     int64_t n, k, m, mtiles;
     int act, accumulate;
 };
 
+/* Strips t0 .. t1 - 1 of x: row r of strip t at xs[t * k * OT_MR + p * OT_MR + r], rows past m zero.
+ * A tile then reads one contiguous stream instead of OT_MR rows k floats apart (which, for k a
+ * multiple of 1024, all fall in one L1 set). */
+static void pack_x_range(void *p, int64_t t0, int64_t t1) {
+    const struct gemm_job *g = p;
+    const int64_t k = g->k;
+    for (int64_t t = t0; t < t1; t++) {
+        float *strip = g->xs + t * k * OT_MR;
+        for (int r = 0; r < OT_MR; r++) {
+            const int64_t row = t * OT_MR + r;
+            if (row < g->m) {
+                const float *xr = g->x + row * k;
+                for (int64_t i = 0; i < k; i++)
+                    strip[i * OT_MR + r] = xr[i];
+            } else {
+                for (int64_t i = 0; i < k; i++)
+                    strip[i * OT_MR + r] = 0.0f;
+            }
+        }
+    }
+}
+
 /* Units in panel-major order: consecutive units of a range share one panel
- * of W, which stays in L2 while the rows of x stream past it. */
+ * of W, which stays in L2 while the strips of x stream past it. */
 static void gemm_range(void *p, int64_t u0, int64_t u1) {
     const struct gemm_job *g = p;
     const int64_t n = g->n, k = g->k;
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t pn = u / g->mtiles, i = u % g->mtiles * OT_MR, j = pn * OT_GEMM_NR;
+        const int64_t pn = u / g->mtiles, t = u % g->mtiles, i = t * OT_MR, j = pn * OT_GEMM_NR;
         const int64_t rows = g->m - i < OT_MR ? g->m - i : OT_MR;
         const int64_t cols = n - j < OT_GEMM_NR ? n - j : OT_GEMM_NR;
-        const float *panel = g->packed + pn * k * OT_GEMM_NR;
+        const float *panel = g->packed + pn * k * OT_GEMM_NR, *xs = g->xs + t * k * OT_MR;
         const float *b = g->bias ? g->bias + j : NULL;
         if (rows == OT_MR)
-            gemm_tile(OT_MR, g->x + i * k, k, panel, b, cols, g->act, g->accumulate, g->y + i * n + j, n);
+            gemm_tile(OT_MR, xs, k, panel, b, cols, g->act, g->accumulate, g->y + i * n + j, n);
         else
-            gemm_tail((int)rows, g->x + i * k, k, panel, b, cols, g->act, g->accumulate, g->y + i * n + j, n);
+            gemm_tail((int)rows, xs, k, panel, b, cols, g->act, g->accumulate, g->y + i * n + j, n);
     }
 }
 
-void OT_VFN(gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
-                      float *y, int act, int accumulate) {
+int OT_VFN(gemm_f32)(const float *packed, const float *bias, int64_t n, int64_t k, const float *x, int64_t m,
+                     float *y, int act, int accumulate) {
     const int64_t npanel = (n + OT_GEMM_NR - 1) / OT_GEMM_NR, mtiles = (m + OT_MR - 1) / OT_MR;
-    struct gemm_job g = {packed, bias, x, y, n, k, m, mtiles, act, accumulate};
+    float *xs = malloc((size_t)(mtiles * OT_MR) * (size_t)k * sizeof(float));
+    if (!xs)
+        return -1;
+    struct gemm_job g = {packed, bias, x, xs, y, n, k, m, mtiles, act, accumulate};
+    ot_parallel_for(mtiles, m * k, pack_x_range, &g);
     ot_parallel_for(npanel * mtiles, m * n * k, gemm_range, &g);
+    free(xs);
+    return 0;
 }
 
 struct bias_act_job {
