@@ -1,5 +1,6 @@
-"""ViT-Base/16 (224 x 224, float32) speed: OPENtransformer against PyTorch eager
-(transformers) and ONNX Runtime, same weights, same threads.
+"""ViT-Base/16 (224 x 224, float32) speed: OPENtransformer (float32, and with
+q8_0 linear weights) against PyTorch eager (transformers) and ONNX Runtime,
+same weights, same threads.
 
     PYTHONPATH=src .venv/bin/python benchmarks/vit_bench.py --threads 2
 
@@ -9,7 +10,7 @@ process), after warm-up runs, over --reps repetitions:
   latency     one image (batch 1), milliseconds per forward pass
   throughput  batch 8, images per second
 
-Medians are reported, with ratios against PyTorch eager; raw samples go to
+Medians are reported, with ratios against PyTorch eager and ONNX Runtime; raw samples go to
 benchmarks/results/vit_<date>.json. The model is a random ViTForImageClassification
 with the config of lxyuan/vit-xray-pneumonia-classification unless --model
 names a directory. ONNX Runtime is measured when `onnxruntime` and `onnx` import.
@@ -31,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-ENGINES = ("opentransformer", "pytorch", "onnxruntime")
+ENGINES = ("opentransformer", "opentransformer-q8_0", "pytorch", "onnxruntime")
 BATCHES = {"latency": 1, "throughput": 8}
 
 
@@ -47,10 +48,11 @@ def build_model(directory: Path) -> None:
 
 def runner(engine: str, model: Path, threads: int, tmp: Path):
     """A function pixel_values -> logits for one engine."""
-    if engine == "opentransformer":
+    if engine.startswith("opentransformer"):
         import opentransformer
 
-        clf = opentransformer.load_classifier(str(model), threads=threads)
+        weight_type = "q8_0" if engine.endswith("q8_0") else "f32"
+        clf = opentransformer.load_classifier(str(model), threads=threads, weight_type=weight_type)
         return clf.logits
     import torch
     import transformers
@@ -94,7 +96,7 @@ def measure(engine: str, model: Path, threads: int, reps: int) -> dict:
 
 
 def available(engine: str) -> bool:
-    needs = {"opentransformer": [], "pytorch": ["torch", "transformers"],
+    needs = {"opentransformer": [], "opentransformer-q8_0": [], "pytorch": ["torch", "transformers"],
              "onnxruntime": ["torch", "transformers", "onnxruntime", "onnx"]}[engine]
     return all(importlib.util.find_spec(m) for m in needs)
 
@@ -132,16 +134,22 @@ def main() -> int:
         latency = statistics.median(samples["latency"]) * 1e3
         throughput = BATCHES["throughput"] / statistics.median(samples["throughput"])
         summary[engine] = {"latency_ms": latency, "throughput_img_s": throughput}
-    base = summary.get("pytorch")
+    base, ort = summary.get("pytorch"), summary.get("onnxruntime")
     print(f"ViT-Base/16 224x224 float32, {a.threads} threads ({platform.processor() or platform.machine()})")
-    print(f"{'engine':<16} {'batch 1 ms':>11} {'vs torch':>9} {'batch 8 img/s':>14} {'vs torch':>9}")
+    print(f"{'engine':<21} {'batch 1 ms':>11} {'vs torch':>9} {'vs ORT':>7} {'batch 8 img/s':>14} {'vs torch':>9} "
+          f"{'vs ORT':>7}")
     for engine, s in summary.items():
-        speedup = f"{base['latency_ms'] / s['latency_ms']:.2f}x" if base else "-"
-        tput = f"{s['throughput_img_s'] / base['throughput_img_s']:.2f}x" if base else "-"
-        print(f"{engine:<16} {s['latency_ms']:>11.1f} {speedup:>9} {s['throughput_img_s']:>14.2f} {tput:>9}")
-        if base:
-            s["latency_speedup_vs_pytorch"] = base["latency_ms"] / s["latency_ms"]
-            s["throughput_ratio_vs_pytorch"] = s["throughput_img_s"] / base["throughput_img_s"]
+        for ref, key in ((base, "pytorch"), (ort, "onnxruntime")):
+            if ref:
+                # latency as a time ratio (ours / theirs: below 1 is faster), throughput as a rate ratio
+                s[f"latency_ratio_vs_{key}"] = s["latency_ms"] / ref["latency_ms"]
+                s[f"throughput_ratio_vs_{key}"] = s["throughput_img_s"] / ref["throughput_img_s"]
+        lat = [f"{s[f'latency_ratio_vs_{k}']:.2f}x" if f"latency_ratio_vs_{k}" in s else "-"
+               for k in ("pytorch", "onnxruntime")]
+        tput = [f"{s[f'throughput_ratio_vs_{k}']:.2f}x" if f"throughput_ratio_vs_{k}" in s else "-"
+                for k in ("pytorch", "onnxruntime")]
+        print(f"{engine:<21} {s['latency_ms']:>11.1f} {lat[0]:>9} {lat[1]:>7} {s['throughput_img_s']:>14.2f} "
+              f"{tput[0]:>9} {tput[1]:>7}")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"vit_{datetime.date.today().isoformat()}.json"
