@@ -173,10 +173,8 @@ void ot_set_threads(int n) {
 
 int ot_threads(void) { return nthreads; }
 
-/* At most this many ranges per thread in a parallel region, and at least this
- * much work per range (see ot_parallel_for). */
+/* Ranges per thread in a parallel region (see ot_parallel_for). */
 #define OT_CHUNKS_PER_THREAD 8
-#define OT_RANGE_MIN_WORK (16 * OT_PARALLEL_MIN)
 
 void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
     const int nth = n < nthreads ? (int)n : nthreads;
@@ -188,15 +186,7 @@ void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
     /* Ranges go to whichever thread asks next rather than one share per
      * thread up front, and the caller waits only for ranges already begun
      * (thread_pool.c): on a busy machine a thread that lost its core would
-     * otherwise hold the region up. Each claim moves the shared ticket's cache
-     * line between cores, though, so a small region (a decode step's
-     * projections: a few microseconds each) gets one range per thread and only
-     * a large one is cut finer. Every index is computed whole by one call, so
-     * results do not depend on who ran it. */
-    int64_t ranges = work / OT_RANGE_MIN_WORK;
-    if (ranges > (int64_t)OT_CHUNKS_PER_THREAD * nth)
-        ranges = (int64_t)OT_CHUNKS_PER_THREAD * nth;
-    if (ranges < nth)
-        ranges = nth;
-    ot_pool_run(n, ranges < n ? ranges : n, nth, fn, ctx);
+     * otherwise hold the region up. Every index is computed whole by one
+     * call, so results do not depend on who ran it. */
+    ot_pool_run(n, n < (int64_t)OT_CHUNKS_PER_THREAD * nth ? n : (int64_t)OT_CHUNKS_PER_THREAD * nth, nth, fn, ctx);
 }
