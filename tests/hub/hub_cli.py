@@ -10,10 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import opentransformer
-
-# The subprocess imports the same opentransformer the tests import, installed or from the source tree.
-_PACKAGE_ROOT = str(Path(opentransformer.__file__).resolve().parents[1])
+from helpers.package_env import PACKAGE_ROOT
 
 LLAMA = "test-org/tiny-llama"
 GGUF_REPO = "test-org/tiny-llama-gguf"
@@ -34,7 +31,7 @@ class CLI:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HF_", "HUGGING_FACE_", "OPENTRANSFORMER_")) and "proxy" not in k.lower()}
-        path = [_PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
+        path = [PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
         env.update(PYTHONPATH=os.pathsep.join(path), HOME=str(self.home), HF_ENDPOINT=self.endpoint, NO_PROXY="127.0.0.1,localhost", COLUMNS="250",
                    HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_ETAG_TIMEOUT="5", HF_HUB_DOWNLOAD_TIMEOUT="5")
         env.update(extra)

@@ -13,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers.package_env import package_env
 from helpers.xray_files import write_broken, write_dicom, write_png
 
 pydicom = pytest.importorskip("pydicom")
 
-import opentransformer  # noqa: E402
 from opentransformer.medical.atomic import write_atomic  # noqa: E402
 from opentransformer.medical.batch import MANIFEST, SUMMARY, group_files  # noqa: E402
 
-# The opentransformer these tests import (the source tree, or the installed package in CI).
-SRC = Path(opentransformer.__file__).resolve().parents[1]
 STUDIES = [f"1.2.826.0.1.3680043.10.511.77.{i}" for i in range(3)]
 
 
@@ -31,7 +29,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(SRC), "OPENTRANSFORMER_OFFLINE": "1"}
+    return package_env(OPENTRANSFORMER_OFFLINE="1")
 
 
 def _manifest_entries(outdir: Path) -> list[dict]:

@@ -3,7 +3,6 @@ jsonschema, poppler and dcmtk); bad single files; privacy; the medical extra; th
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,17 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers.package_env import package_env
 from helpers.xray_files import PATIENT_ID, PATIENT_NAME, write_broken, write_dicom, write_png
 
 pydicom = pytest.importorskip("pydicom")
 jsonschema = pytest.importorskip("jsonschema")
 
-import opentransformer  # noqa: E402
 from opentransformer.cli import main  # noqa: E402
 from opentransformer.medical.report import result_schema  # noqa: E402
 
-# The opentransformer these tests import (the source tree, or the installed package in CI).
-SRC = Path(opentransformer.__file__).resolve().parents[1]
 tools = pytest.mark.skipif(not (shutil.which("dsrdump") and shutil.which("pdftoppm")),
                            reason="dcmtk and poppler-utils are not installed")
 
@@ -76,7 +73,7 @@ def test_bad_single_file_in_a_fresh_process(tmp_path):
     bad = write_broken(tmp_path / "in")["truncated"]
     run = subprocess.run([sys.executable, "-m", "opentransformer", "xray", "analyze", str(bad), "-o",
                           str(tmp_path / "out")], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(SRC)})
+                         env=package_env())
     assert run.returncode == 1 and run.stderr.startswith("error: ") and "Traceback" not in run.stderr
     assert not (tmp_path / "out").exists()
 
@@ -91,7 +88,7 @@ def test_patient_identifiers_reach_no_output_or_log(tmp_path, xray_model_dir):
     out = tmp_path / "out"
     args = [sys.executable, "-m", "opentransformer", "xray", "analyze", str(inputs), "-o", str(out), "--model",
             str(xray_model_dir), "--format", "json,html,pdf,sr"]
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = package_env()
     run = subprocess.run(args, capture_output=True, text=True, env=env)
     assert run.returncode == 1  # bad.dcm
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -110,7 +107,7 @@ def test_patient_identifiers_reach_no_output_or_log(tmp_path, xray_model_dir):
 
 def test_help_works_without_the_medical_extra_which_is_then_asked_for(tmp_path):
     blocked = "import sys\nfor m in ('pydicom', 'highdicom', 'reportlab', 'nibabel'): sys.modules[m] = None\n"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = package_env()
     run = subprocess.run([sys.executable, "-c", blocked + "from opentransformer.cli import main\n"
                           "sys.exit(main(['xray', 'analyze', '--help']))"], capture_output=True, text=True, env=env)
     assert run.returncode == 0 and "--operating-point" in run.stdout
