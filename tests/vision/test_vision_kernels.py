@@ -47,6 +47,23 @@ def test_gemm_without_bias(isa):
     assert_close(out, reference.gemm_f32(w, None, x))
 
 
+def test_gemm_that_cannot_allocate_its_copy_of_x_says_so_and_writes_nothing(isa):
+    # m so large that the packed copy of x (m x k floats) cannot be allocated: -1 before x is read.
+    w = np.ones((32, 32), dtype=np.float32)
+    x = np.ones((1, 32), dtype=np.float32)
+    out = np.full((1, 32), np.nan, dtype=np.float32)
+    packed = ops.gemm_pack(w)
+    assert ops.lib.ot_gemm_f32(packed.ctypes.data, None, 32, 32, x.ctypes.data, 1 << 50, out.ctypes.data, 0, 0) == -1
+    assert np.isnan(out).all()
+
+
+def test_gemm_allocation_failure_is_a_memory_error(monkeypatch):
+    monkeypatch.setattr(ops.lib, "ot_gemm_f32", lambda *args: -1)
+    w, x = np.ones((32, 32), dtype=np.float32), np.ones((3, 32), dtype=np.float32)
+    with pytest.raises(MemoryError, match=r"gemm_f32: no memory for a packed copy of x \(3 x 32 floats\)"):
+        ops.gemm_f32(ops.gemm_pack(w), None, 32, 32, x)
+
+
 def test_gemm_pack_layout():
     """Panels of 32 output columns, k-major, zero past n: the layout the header documents."""
     w = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
