@@ -45,6 +45,18 @@ def test_matmul_close_to_float_math(isa, qtype):
     assert_close(ops.matmul(int(qtype), w, 17, k, x), want, rtol=3e-2)
 
 
+@pytest.mark.parametrize("qtype", WEIGHT_TYPES, ids=lambda t: t.name)
+@pytest.mark.parametrize("n,m", [(67, 21), (16, 8), (35, 9)])
+def test_matmul_rows_independent_of_batch(isa, qtype, n, m):
+    """Many activation rows take the GEMM kernels (repacked weight panels), one row the decode tiles:
+    every output must come out bit for bit the same, or a prompt's logits would depend on its length."""
+    k, w, x = case(qtype, n, m, 3)
+    together = poisoned(m, n)
+    ops.matmul(int(qtype), w, n, k, x, out=together)
+    alone = np.concatenate([ops.matmul(int(qtype), w, n, k, x[i:i + 1]) for i in range(m)])
+    assert np.array_equal(together, alone)
+
+
 @pytest.mark.parametrize("qtype", [T.Q4_0, T.Q4_K, T.F16], ids=lambda t: t.name)
 def test_matmul_independent_of_thread_count(qtype):
     k, w, x = case(qtype, 67, 33, 3)

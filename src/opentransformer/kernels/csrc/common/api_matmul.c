@@ -75,47 +75,107 @@ void ot_quantize_activations(int act_type, const float *x, int64_t nrows, int64_
     ot_parallel_for(nrows, nrows * n, rows_range, &c);
 }
 
-size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
-    const int act = info(type).act;
-    return act < 0 ? 0 : (size_t)m * ot_row_bytes(act, k);
+/* Scratch of a product: the quantized activation rows, then each row's
+ * blocks as GEMM kernels read them (ot_xblock). */
+static size_t xblocks_offset(int act, int64_t m, int64_t k) {
+    const size_t q = (size_t)m * ot_row_bytes(act, k);
+    return (q + 63) / 64 * 64;
 }
 
-/* Weight rows per unit of work: a unit's rows stay in cache while every
- * activation row passes by, OT_TILE_COLS rows at a time. */
-#define OT_UNIT_ROWS OT_TILE_ROWS
+size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
+    const int act = info(type).act;
+    if (act < 0)
+        return 0;
+    return xblocks_offset(act, m, k) + (size_t)m * (size_t)(k / info(act).blck) * sizeof(struct ot_xblock);
+}
 
-struct matmul_ctx {
-    ot_tile_fn tile;
-    const uint8_t *w, *x;
-    size_t ws, xs;
-    int64_t n, k, m;
-    float *y;
+struct act_ctx {
+    ot_quant_fn quantize;
+    ot_xblock_fn xblock; /* NULL when the weight type's GEMM has none */
+    const float *x;
+    uint8_t *q;
+    struct ot_xblock *xb;
+    size_t qs;
+    int64_t k, nb;
 };
 
-static void matmul_range(void *p, int64_t u0, int64_t u1) {
-    const struct matmul_ctx *c = p;
+static void act_range(void *p, int64_t r0, int64_t r1) {
+    const struct act_ctx *c = p;
+    for (int64_t r = r0; r < r1; r++) {
+        c->quantize(c->x + r * c->k, c->q + r * c->qs, c->k);
+        if (c->xblock)
+            c->xblock(c->q + r * c->qs, c->xb + r * c->nb, c->k);
+    }
+}
+
+struct proj_ctx {
+    const struct ot_kernels *kt;
+    const struct ot_linear *const *lins;
+    float *const *ys;
+    int64_t units_before[OT_PROJECT_MAX + 1]; /* units of the projections before each */
+    int count;
+    const uint8_t *x; /* quantized (or float32) input rows */
+    const struct ot_xblock *xb;
+    size_t xs;
+    int64_t m;
+};
+
+static void proj_range(void *p, int64_t u0, int64_t u1) {
+    const struct proj_ctx *c = p;
+    int j = 0;
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t r0 = u * OT_UNIT_ROWS;
-        const int64_t r1 = r0 + OT_UNIT_ROWS < c->n ? r0 + OT_UNIT_ROWS : c->n;
-        for (int64_t j = 0; j < c->m; j += OT_TILE_COLS) {
-            const int nx = (int)(c->m - j < OT_TILE_COLS ? c->m - j : OT_TILE_COLS);
-            c->tile(c->k, c->w + r0 * c->ws, c->ws, (int)(r1 - r0), c->x + j * c->xs, c->xs, nx, c->y + j * c->n + r0,
-                    c->n);
+        while (j + 1 < c->count && u >= c->units_before[j + 1])
+            j++;
+        const struct ot_linear *lin = c->lins[j];
+        const size_t ws = ot_row_bytes(lin->type, lin->k);
+        const int64_t r0 = (u - c->units_before[j]) * OT_UNIT_ROWS;
+        const int nw = (int)(r0 + OT_UNIT_ROWS < lin->n ? OT_UNIT_ROWS : lin->n - r0);
+        const uint8_t *w = (const uint8_t *)lin->w + r0 * ws;
+        float *y = c->ys[j] + r0;
+        const ot_gemm_q_fn gemm = c->kt->gemm_q[lin->type];
+        if (gemm && c->xb) {
+            gemm(lin->k, w, ws, nw, c->x, c->xs, c->xb, c->m, y, lin->n);
+            continue;
+        }
+        const ot_tile_fn tile = c->kt->tile[lin->type];
+        for (int64_t t = 0; t < c->m; t += OT_TILE_COLS) {
+            const int nx = (int)(c->m - t < OT_TILE_COLS ? c->m - t : OT_TILE_COLS);
+            tile(lin->k, w, ws, nw, c->x + t * c->xs, c->xs, nx, y + t * lin->n, lin->n);
         }
     }
+}
+
+void ot_project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
+                void *scratch) {
+    const struct ot_kernels *kt = ot_active();
+    const int type = lins[0]->type, act = info(type).act;
+    const int64_t k = lins[0]->k;
+    struct proj_ctx c = {kt, lins, ys, {0}, count, (const uint8_t *)x, NULL, (size_t)k * sizeof(float), m};
+    int64_t work = 0;
+    for (int i = 0; i < count; i++) {
+        c.units_before[i + 1] = c.units_before[i] + (lins[i]->n + OT_UNIT_ROWS - 1) / OT_UNIT_ROWS;
+        work += lins[i]->n * k * m;
+    }
+    if (act >= 0) {
+        const ot_xblock_fn xblock = kt->gemm_q[type] ? kt->xblock[type] : NULL;
+        struct act_ctx a = {kt->quantize[act], xblock, x, scratch,
+                            (struct ot_xblock *)((uint8_t *)scratch + xblocks_offset(act, m, k)),
+                            ot_row_bytes(act, k), k, k / info(act).blck};
+        ot_parallel_for(m, m * k, act_range, &a);
+        c.x = scratch;
+        c.xs = a.qs;
+        c.xb = xblock ? a.xb : NULL;
+    }
+    ot_parallel_for(c.units_before[count], work, proj_range, &c);
 }
 
 int ot_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y, void *scratch) {
     const struct type_info t = info(type);
     if (!t.weight || k <= 0 || k % t.blck)
         return -1;
-    struct matmul_ctx c = {ot_active()->tile[type], w, (const uint8_t *)x, ot_row_bytes(type, k),
-                           (size_t)k * sizeof(float), n, k, m, y};
-    if (t.act >= 0) {
-        ot_quantize_activations(t.act, x, m, k, scratch);
-        c.x = scratch;
-        c.xs = ot_row_bytes(t.act, k);
-    }
-    ot_parallel_for((n + OT_UNIT_ROWS - 1) / OT_UNIT_ROWS, n * k * m, matmul_range, &c);
+    const struct ot_linear lin = {type, w, n, k, NULL};
+    const struct ot_linear *lins[1] = {&lin};
+    float *const ys[1] = {y};
+    ot_project(lins, ys, 1, x, m, scratch);
     return 0;
 }

@@ -22,68 +22,14 @@
  * at 16 rows the expansion still costs more than it saves). */
 #define OT_PREFILL_ROWS 32
 
-/* Weight rows per unit of parallel work (as in the matmul driver). */
-#define UNIT_ROWS OT_TILE_ROWS
-
-struct proj_job {
-    const struct ot_linear *lin;
-    float *y;
-    int64_t units_before; /* units of the jobs before this one */
-};
-
-struct proj_ctx {
-    const struct ot_kernels *kt;
-    const struct proj_job *jobs;
-    int njobs;
-    const uint8_t *x; /* quantized (or float32) input rows */
-    size_t xs;
-    int64_t m;
-};
-
-static void proj_range(void *p, int64_t u0, int64_t u1) {
-    const struct proj_ctx *c = p;
-    int j = 0;
-    for (int64_t u = u0; u < u1; u++) {
-        while (j + 1 < c->njobs && u >= c->jobs[j + 1].units_before)
-            j++;
-        const struct ot_linear *lin = c->jobs[j].lin;
-        const size_t ws = ot_row_bytes(lin->type, lin->k);
-        const int64_t r0 = (u - c->jobs[j].units_before) * UNIT_ROWS;
-        const int64_t r1 = r0 + UNIT_ROWS < lin->n ? r0 + UNIT_ROWS : lin->n;
-        const ot_tile_fn tile = c->kt->tile[lin->type];
-        for (int64_t t = 0; t < c->m; t += OT_TILE_COLS) {
-            const int nx = (int)(c->m - t < OT_TILE_COLS ? c->m - t : OT_TILE_COLS);
-            tile(lin->k, (const uint8_t *)lin->w + r0 * ws, ws, (int)(r1 - r0), c->x + t * c->xs, c->xs, nx,
-                 c->jobs[j].y + t * lin->n + r0, lin->n);
-        }
-    }
-}
-
-/* y_i[m][n_i] = x[m][k] . W_i^T (+ b_i) for projections of one input and one
- * weight type: quantize x once, then one parallel sweep over all their rows. */
+/* y_i = x . W_i^T (+ b_i) for projections of one input and one weight type. */
 static void project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
                     void *scratch) {
-    const struct ot_kernels *kt = ot_active();
-    const int type = lins[0]->type, act = ot_activation_type(type);
-    const int64_t k = lins[0]->k;
-    struct proj_job jobs[4];
-    int64_t units = 0, work = 0;
-    for (int i = 0; i < count; i++) {
-        jobs[i] = (struct proj_job){lins[i], ys[i], units};
-        units += (lins[i]->n + UNIT_ROWS - 1) / UNIT_ROWS;
-        work += lins[i]->n * k * m;
-    }
-    struct proj_ctx c = {kt, jobs, count, (const uint8_t *)x, (size_t)k * sizeof(float), m};
-    if (act >= 0) {
-        ot_quantize_activations(act, x, m, k, scratch);
-        c.x = scratch;
-        c.xs = ot_row_bytes(act, k);
-    }
-    ot_parallel_for(units, work, proj_range, &c);
+    ot_project(lins, ys, count, x, m, scratch);
     for (int i = 0; i < count; i++)
         if (lins[i]->bias)
             for (int64_t t = 0; t < m; t++)
-                kt->add(ys[i] + t * lins[i]->n, lins[i]->bias, lins[i]->n, ys[i] + t * lins[i]->n);
+                ot_active()->add(ys[i] + t * lins[i]->n, lins[i]->bias, lins[i]->n, ys[i] + t * lins[i]->n);
 }
 
 struct pack_ctx {

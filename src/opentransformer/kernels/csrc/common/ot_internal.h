@@ -105,13 +105,33 @@ typedef void (*ot_quant_fn)(const float *src, void *dst, int64_t n);
 typedef void (*ot_attn_fn)(const float *q, const void *k, const void *v, int64_t nkeys, int64_t head_dim,
                            int64_t g, float scale, float *out);
 
+/* One block of a quantized activation row as GEMM kernels that broadcast
+ * activations want it: its scale d and sum term s as floats, and seed, the
+ * block's integer offset correction for the weight format (see x86). */
+struct ot_xblock {
+    float d, s;
+    int32_t seed;
+};
+/* y[c * ldy + r] = w row r . x row c for r < nw <= OT_TILE_ROWS and every
+ * c < m: a tile over all activation rows of a call, each with its row of
+ * k / block ot_xblock (xb, filled by the slot's prepare). Slots left empty
+ * run the tile over OT_TILE_COLS rows at a time instead. */
+typedef void (*ot_gemm_q_fn)(int64_t k, const uint8_t *w, size_t wstride, int nw, const uint8_t *x,
+                             size_t xstride, const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy);
+typedef void (*ot_xblock_fn)(const uint8_t *x, struct ot_xblock *xb, int64_t k);
+
 #define OT_TILE 4
 #define OT_TILE_ROWS (8 * OT_TILE) /* weight rows per tile call: one unit of parallel work */
 #define OT_TILE_COLS 8 /* activation rows per tile call: x86 VNNI tiles take eight at once */
 #define OT_NTYPES 31
+/* Weight rows per unit of parallel work in a product: a unit's rows stay in
+ * cache while every activation row passes by. */
+#define OT_UNIT_ROWS OT_TILE_ROWS
 
 struct ot_kernels {
     ot_tile_fn tile[OT_NTYPES];
+    ot_gemm_q_fn gemm_q[OT_NTYPES];
+    ot_xblock_fn xblock[OT_NTYPES]; /* by weight type: the seed depends on it */
     ot_row_fn dequantize[OT_NTYPES];
     ot_quant_fn quantize[OT_NTYPES];
     ot_attn_fn attention_f32, attention_f16;
@@ -151,6 +171,14 @@ void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx);
  * index (0 .. nth - 1) of the thread running a range. */
 void ot_pool_run(int64_t n, int64_t ranges, int nth, ot_range_fn fn, void *ctx);
 int ot_thread_index(void);
+
+/* y_i[m][n_i] = x[m][k] . W_i^T for count <= OT_PROJECT_MAX projections of
+ * one input and one weight type (biases are the caller's): x is quantized
+ * once into scratch (ot_matmul_scratch_bytes for the type, m and k), then one
+ * parallel sweep covers all their rows. */
+#define OT_PROJECT_MAX 4
+void ot_project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
+                void *scratch);
 
 void ot_register_generic(struct ot_kernels *t);
 

@@ -363,6 +363,108 @@ OT_INLINE void block32_wide_kern(int64_t nb, const uint8_t *w, size_t ws, const 
     }
 #endif
 
+#ifdef __AVX512VNNI__
+/* --- GEMM-shaped products for prompts and image batches (VNNI).
+ *
+ * The wide tiles above redo each weight block's unpacking for every eight
+ * activation rows and spend half their instructions on it. Here a unit's
+ * weight rows are repacked once per call into panels of 16 (lanes are weight
+ * rows: vector j of block i holds each row's unsigned bytes 4j..4j+3, then
+ * the rows' d and m as floats), and every activation row meets a panel
+ * through 4-byte broadcasts from its own quantized block: per block and
+ * 16 outputs, 8 vpdpbusd and 3 float ops. Each output still sees the float
+ * operations of the tiles exactly (integer block sum seeded with the offset
+ * correction, scale d_w * d_x, fma in block order, mins apart), so prompts,
+ * batches and single rows agree bit for bit. */
+#define GQ_LANES 16
+#define GQ_NC 8 /* activation rows per register tile */
+
+struct gq_block {
+    __m512i q[8];
+    __m512 d, m;
+};
+
+/* Q4_0 stores q + 8 and Q8_0 w + 128 (wide_weight): the seed subtracts the
+ * offset times the block's sum of activation quants. */
+OT_INLINE void gq_xblock(const uint8_t *x, struct ot_xblock *xb, int64_t k, const int FMT) {
+    const size_t xs = FMT == B32_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const int offset = FMT == B32_Q4_0 ? 8 : FMT == B32_Q8_0 ? 128 : 0;
+    for (int64_t i = 0; i < k / QK; i++) {
+        const uint8_t *b = x + i * xs;
+        const int8_t *q = (const int8_t *)(b + (FMT == B32_Q4_1 ? 4 : 2));
+        uint16_t ds[2] = {0, 0};
+        memcpy(ds, b, FMT == B32_Q4_1 ? 4 : 2);
+        int32_t sum = 0;
+        for (int j = 0; j < QK; j++)
+            sum += q[j];
+        xb[i] = (struct ot_xblock){half(ds[0]), half(ds[1]), -offset * sum};
+    }
+}
+
+/* Rows [0, nw) of w (nw <= 16; absent rows are zero) as nb packed blocks. */
+OT_INLINE void gq_pack(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gq_block *out, const int FMT) {
+    const size_t wb = FMT == B32_Q4_0 ? sizeof(block_q4_0) : FMT == B32_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q8_0);
+    for (int64_t i = 0; i < nb; i++) {
+        uint32_t q[8][GQ_LANES];
+        float d[GQ_LANES], m[GQ_LANES];
+        for (int r = 0; r < GQ_LANES; r++) {
+            __m256i u = _mm256_setzero_si256();
+            d[r] = m[r] = 0.0f;
+            if (r < nw)
+                u = wide_weight(w + r * ws + i * wb, FMT, &d[r], &m[r]);
+            uint32_t g[8];
+            _mm256_storeu_si256((__m256i *)g, u);
+            for (int j = 0; j < 8; j++)
+                q[j][r] = g[j];
+        }
+        for (int j = 0; j < 8; j++)
+            out[i].q[j] = _mm512_loadu_si512(q[j]);
+        out[i].d = _mm512_loadu_ps(d);
+        out[i].m = _mm512_loadu_ps(m);
+    }
+}
+
+/* NC activation rows (c * xs apart) against one packed panel. */
+OT_INLINE void gq_kern(int64_t nb, const struct gq_block *pw, const uint8_t *x, size_t xs,
+                       const struct ot_xblock *xb, int64_t xbs, float *y, int64_t ldy, __mmask16 lanes,
+                       const int NC, const int FMT) {
+    const size_t xsz = FMT == B32_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xoff = FMT == B32_Q4_1 ? 4 : 2;
+    __m512 acc[GQ_NC], mins[GQ_NC];
+    for (int c = 0; c < NC; c++)
+        acc[c] = mins[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const struct gq_block *b = &pw[i];
+        const uint8_t *xi = x + i * xsz + xoff;
+        __m512i isum[GQ_NC];
+        for (int c = 0; c < NC; c++)
+            isum[c] = _mm512_set1_epi32(xb[c * xbs + i].seed);
+        for (int j = 0; j < 8; j++) {
+            const __m512i q = _mm512_load_si512(&b->q[j]);
+            for (int c = 0; c < NC; c++) {
+                int32_t g;
+                memcpy(&g, xi + c * xs + 4 * j, 4);
+                isum[c] = _mm512_dpbusd_epi32(isum[c], q, _mm512_set1_epi32(g));
+            }
+        }
+        for (int c = 0; c < NC; c++) {
+            const struct ot_xblock *a = &xb[c * xbs + i];
+            const __m512 scale = _mm512_mul_ps(b->d, _mm512_set1_ps(a->d));
+            acc[c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum[c]), acc[c]);
+            if (FMT == B32_Q4_1)
+                mins[c] = _mm512_fmadd_ps(b->m, _mm512_set1_ps(a->s), mins[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++)
+        _mm512_mask_storeu_ps(y + c * ldy, lanes, _mm512_add_ps(acc[c], mins[c]));
+}
+
+/* A unit of up to OT_UNIT_ROWS weight rows: packed once (on the stack, as the
+ * wide tiles' prepared blocks are), then every activation row, GQ_NC at a
+ * time, against each of its panels. Fewer than GQ_NC rows in all: the tile. */
+#define GEMM_Q_ENTRY(name, fmt)                                                                                  static void name##_xblock(const uint8_t *x, struct ot_xblock *xb, int64_t k) { gq_xblock(x, xb, k, fmt); }     static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,                                  const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {                        if (m < GQ_NC) {                                                                                                 name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                                            return;                                                                                                  }                                                                                                            const int64_t nb = k / QK;                                                                                   const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                           struct gq_block *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(struct gq_block), 512);         for (int p = 0; p < npanel; p++)                                                                                 gq_pack(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb, fmt);                             for (int64_t c = 0; c < m; c += GQ_NC) {                                                                         const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                                         for (int p = 0; p < npanel; p++) {                                                                               const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;                               const __mmask16 lanes = (__mmask16)((1u << rows) - 1);                                                       const uint8_t *xc = x + c * xs;                                                                              const struct ot_xblock *bc = xb + c * nb;                                                                    float *yc = y + c * ldy + p * GQ_LANES;                                                                      switch (nc) {                                                                                                case 8: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 8, fmt); break;                             case 7: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 7, fmt); break;                             case 6: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 6, fmt); break;                             case 5: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 5, fmt); break;                             case 4: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 4, fmt); break;                             case 3: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 3, fmt); break;                             case 2: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 2, fmt); break;                             default: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 1, fmt); break;                            }                                                                                                        }                                                                                                        }                                                                                                        }
+#endif
+
 OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_0); }
 OT_INLINE void q4_1_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_1); }
 OT_INLINE void q8_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q8_0); }
@@ -546,6 +648,9 @@ TILE_ENTRY(q8_0_narrow, 1)
 TILE_ENTRY_B32(q4_0, B32_Q4_0)
 TILE_ENTRY_B32(q4_1, B32_Q4_1)
 TILE_ENTRY_B32(q8_0, B32_Q8_0)
+GEMM_Q_ENTRY(q4_0, B32_Q4_0)
+GEMM_Q_ENTRY(q4_1, B32_Q4_1)
+GEMM_Q_ENTRY(q8_0, B32_Q8_0)
 #else
 TILE_ENTRY(q4_0, 1)
 TILE_ENTRY(q4_1, 1)
@@ -814,6 +919,14 @@ void FN(ot_register)(struct ot_kernels *t) {
     t->tile[OT_F32] = f32_tile;
     t->tile[OT_F16] = f16_tile;
     t->tile[OT_BF16] = bf16_tile;
+#ifdef __AVX512VNNI__
+    t->gemm_q[OT_Q4_0] = q4_0_gemm_q;
+    t->gemm_q[OT_Q4_1] = q4_1_gemm_q;
+    t->gemm_q[OT_Q8_0] = q8_0_gemm_q;
+    t->xblock[OT_Q4_0] = q4_0_xblock;
+    t->xblock[OT_Q4_1] = q4_1_xblock;
+    t->xblock[OT_Q8_0] = q8_0_xblock;
+#endif
     t->quantize[OT_Q8_0] = quantize_q8_0;
     t->quantize[OT_Q8_1] = quantize_q8_1;
     t->quantize[OT_Q8_K] = quantize_q8_K;
