@@ -459,10 +459,47 @@ OT_INLINE void gq_kern(int64_t nb, const struct gq_block *pw, const uint8_t *x, 
         _mm512_mask_storeu_ps(y + c * ldy, lanes, _mm512_add_ps(acc[c], mins[c]));
 }
 
+/* gq_kern with NC a constant, so the tile stays in registers. */
+OT_INLINE void gq_strip(int64_t nb, const struct gq_block *pw, const uint8_t *x, size_t xs,
+                        const struct ot_xblock *xb, int64_t xbs, float *y, int64_t ldy, __mmask16 lanes, int nc,
+                        const int FMT) {
+    switch (nc) {
+    case 8: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 8, FMT); break;
+    case 7: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 7, FMT); break;
+    case 6: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 6, FMT); break;
+    case 5: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 5, FMT); break;
+    case 4: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 4, FMT); break;
+    case 3: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 3, FMT); break;
+    case 2: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 2, FMT); break;
+    default: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 1, FMT); break;
+    }
+}
+
 /* A unit of up to OT_UNIT_ROWS weight rows: packed once (on the stack, as the
  * wide tiles' prepared blocks are), then every activation row, GQ_NC at a
  * time, against each of its panels. Fewer than GQ_NC rows in all: the tile. */
-#define GEMM_Q_ENTRY(name, fmt)                                                                                  static void name##_xblock(const uint8_t *x, struct ot_xblock *xb, int64_t k) { gq_xblock(x, xb, k, fmt); }     static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,                                  const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {                        if (m < GQ_NC) {                                                                                                 name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                                            return;                                                                                                  }                                                                                                            const int64_t nb = k / QK;                                                                                   const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                           struct gq_block *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(struct gq_block), 512);         for (int p = 0; p < npanel; p++)                                                                                 gq_pack(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb, fmt);                             for (int64_t c = 0; c < m; c += GQ_NC) {                                                                         const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                                         for (int p = 0; p < npanel; p++) {                                                                               const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;                               const __mmask16 lanes = (__mmask16)((1u << rows) - 1);                                                       const uint8_t *xc = x + c * xs;                                                                              const struct ot_xblock *bc = xb + c * nb;                                                                    float *yc = y + c * ldy + p * GQ_LANES;                                                                      switch (nc) {                                                                                                case 8: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 8, fmt); break;                             case 7: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 7, fmt); break;                             case 6: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 6, fmt); break;                             case 5: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 5, fmt); break;                             case 4: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 4, fmt); break;                             case 3: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 3, fmt); break;                             case 2: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 2, fmt); break;                             default: gq_kern(nb, pw + p * nb, xc, xs, bc, nb, yc, ldy, lanes, 1, fmt); break;                            }                                                                                                        }                                                                                                        }                                                                                                        }
+#define GEMM_Q_ENTRY(name, fmt)                                                                             \
+    static void name##_xblock(const uint8_t *x, struct ot_xblock *xb, int64_t k) { gq_xblock(x, xb, k, fmt); } \
+    static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
+                              const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {               \
+        if (m < GQ_NC) {                                                                                    \
+            name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                               \
+            return;                                                                                         \
+        }                                                                                                   \
+        const int64_t nb = k / QK;                                                                          \
+        const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                  \
+        struct gq_block *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(struct gq_block), 512); \
+        for (int p = 0; p < npanel; p++)                                                                    \
+            gq_pack(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb, fmt);                    \
+        for (int64_t c = 0; c < m; c += GQ_NC) {                                                            \
+            const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                            \
+            for (int p = 0; p < npanel; p++) {                                                              \
+                const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;               \
+                gq_strip(nb, pw + p * nb, x + c * xs, xs, xb + c * nb, nb, y + c * ldy + p * GQ_LANES, ldy, \
+                         (__mmask16)((1u << rows) - 1), nc, fmt);                                           \
+            }                                                                                               \
+        }                                                                                                   \
+    }
 #endif
 
 OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_0); }
