@@ -133,7 +133,7 @@ static void proj_range(void *p, int64_t u0, int64_t u1) {
         const uint8_t *w = (const uint8_t *)lin->w + r0 * ws;
         float *y = c->ys[j] + r0;
         const ot_gemm_q_fn gemm = c->kt->gemm_q[lin->type];
-        if (gemm && c->xb) {
+        if (gemm) {
             gemm(lin->k, w, ws, nw, c->x, c->xs, c->xb, c->m, y, lin->n);
             continue;
         }
@@ -164,7 +164,7 @@ void ot_project(const struct ot_linear *const *lins, float *const *ys, int count
         ot_parallel_for(m, m * k, act_range, &a);
         c.x = scratch;
         c.xs = a.qs;
-        c.xb = xblock ? a.xb : NULL;
+        c.xb = a.xb;
     }
     ot_parallel_for(c.units_before[count], work, proj_range, &c);
 }

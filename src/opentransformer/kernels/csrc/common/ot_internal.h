@@ -114,8 +114,8 @@ struct ot_xblock {
 };
 /* y[c * ldy + r] = w row r . x row c for r < nw <= OT_TILE_ROWS and every
  * c < m: a tile over all activation rows of a call, each with its row of
- * k / block ot_xblock (xb, filled by the slot's prepare). Slots left empty
- * run the tile over OT_TILE_COLS rows at a time instead. */
+ * k / block ot_xblock (xb, filled by the type's xblock slot where it has one).
+ * Types without the slot run the tile over OT_TILE_COLS rows at a time. */
 typedef void (*ot_gemm_q_fn)(int64_t k, const uint8_t *w, size_t wstride, int nw, const uint8_t *x,
                              size_t xstride, const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy);
 typedef void (*ot_xblock_fn)(const uint8_t *x, struct ot_xblock *xb, int64_t k);

@@ -529,13 +529,61 @@ OT_INLINE void q4_K_scales_mins(const uint8_t *s, __m256i *sc, __m256i *mn) {
     *mn = _mm256_cvtepu8_epi32(_mm_setr_epi32((int)(u[1] & low6), (int)mn_hi, 0, 0));
 }
 
+/* The 256 unsigned 6-bit quants of a Q6_K super-block in element order,
+ * 32 per vector. */
+OT_INLINE void q6_K_quants(const block_q6_K *a, __m256i q[8]) {
+    const __m256i lo4 = _mm256_set1_epi8(0xF), hi2 = _mm256_set1_epi8(0x30);
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = load256(a->ql + 64 * h), l1 = load256(a->ql + 64 * h + 32);
+        const __m256i qh = load256(a->qh + 32 * h);
+        q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2));
+        q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2));
+        q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), _mm256_and_si256(qh, hi2));
+        q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                                       _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2));
+    }
+}
+
+/* The 256 nibbles of a Q4_K super-block in element order, 32 per vector
+ * (sub-block 2j: low nibbles of bytes 32j.., 2j + 1: their high nibbles). */
+OT_INLINE void q4_K_quants(const block_q4_K *a, __m256i q[8]) {
+    const __m256i lo4 = _mm256_set1_epi8(0xF);
+    for (int j = 0; j < 4; j++) {
+        const __m256i v = load256(a->qs + 32 * j);
+        q[2 * j] = _mm256_and_si256(v, lo4);
+        q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+    }
+}
+
+/* Lane 0: the total of a's lanes; lane 1: of b's. */
+OT_INLINE __m128i sum2_epi32(__m256i a, __m256i b) {
+    const __m256i t = _mm256_hadd_epi32(a, b); /* [a01 a23 b01 b23 | a45 a67 b45 b67] */
+    const __m256i u = _mm256_hadd_epi32(t, t); /* [a0-3 b0-3 . . | a4-7 b4-7 . .] */
+    return _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+}
+
+/* K-quant outputs accumulate one float per super-block: the super-block's
+ * scaled sub-block sums are totalled exactly in integers first, which is
+ * what the GEMM kernels below can do in their lanes too, so both give the
+ * same bits. acc += (d_w d_x) * total (and -= (dmin_w d_x) * mins). */
+#define KACC_DECL(NR, NC)                         \
+    float acc[4][OT_MAXC];                        \
+    for (int r = 0; r < NR; r++)                  \
+        for (int c = 0; c < NC; c++)              \
+            acc[r][c] = 0.0f
+
+#define KACC_STORE(NR, NC)                        \
+    for (int r = 0; r < NR; r++)                  \
+        for (int c = 0; c < NC; c++)              \
+            y[c * ldy + r] = acc[r][c];
+
 /* --- Q4_K x Q8_K: eight 32-element sub-blocks with 6-bit scales and mins.
- * Each sub-block's dot product is summed to one lane, then all eight are
+ * Each sub-block's dot product is summed to one lane and all eight are
  * scaled in one multiply; the mins term uses the activation's 16-element sums
- * added in pairs. Integer sums are exact, so lane placement changes nothing. */
+ * added in pairs. */
 OT_INLINE void q4_K_kern(KERNEL_ARGS, const int NR, const int NC) {
-    ACC_DECL(NR, NC);
-    const __m256i lo4 = _mm256_set1_epi8(0xF), ones16 = _mm256_set1_epi16(1);
+    KACC_DECL(NR, NC);
+    const __m256i ones16 = _mm256_set1_epi16(1);
     FOR_BLOCKS(k / QK_K) {
         const block_q8_K *b[OT_MAXC];
         __m256i bsum[OT_MAXC]; /* per 32-element sub-block */
@@ -547,24 +595,20 @@ OT_INLINE void q4_K_kern(KERNEL_ARGS, const int NR, const int NC) {
             const block_q4_K *a = (const block_q4_K *)(w + r * ws) + i;
             __m256i sc, mn, q[8];
             q4_K_scales_mins(a->scales, &sc, &mn);
-            for (int j = 0; j < 4; j++) {
-                const __m256i v = load256(a->qs + 32 * j);
-                q[2 * j] = _mm256_and_si256(v, lo4);
-                q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
-            }
+            q4_K_quants(a, q);
             const float dw = half(a->d), dmw = half(a->dmin);
             for (int c = 0; c < NC; c++) {
                 __m256i p[8];
                 for (int j = 0; j < 8; j++)
                     p[j] = dot_us(_mm256_setzero_si256(), q[j], load256(b[c]->qs + 32 * j));
-                const __m256i isum = _mm256_mullo_epi32(sum8_epi32(p), sc);
-                const __m256i msum = _mm256_mullo_epi32(bsum[c], mn);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[r][c]);
-                acc[r][c] = _mm256_fnmadd_ps(_mm256_set1_ps(dmw * b[c]->d), _mm256_cvtepi32_ps(msum), acc[r][c]);
+                const __m128 t = _mm_cvtepi32_ps(
+                    sum2_epi32(_mm256_mullo_epi32(sum8_epi32(p), sc), _mm256_mullo_epi32(bsum[c], mn)));
+                acc[r][c] = __builtin_fmaf(dw * b[c]->d, _mm_cvtss_f32(t), acc[r][c]);
+                acc[r][c] = __builtin_fmaf(-(dmw * b[c]->d), _mm_cvtss_f32(_mm_movehdup_ps(t)), acc[r][c]);
             }
         }
     }
-    STORE_ACC(NR, NC, 0.0f);
+    KACC_STORE(NR, NC);
 }
 
 /* --- Q6_K x Q8_K: unsigned 6-bit q with 16-element int8 scales; the -32
@@ -572,8 +616,7 @@ OT_INLINE void q4_K_kern(KERNEL_ARGS, const int NR, const int NC) {
  * levels of hadd leave the sixteen 16-element group sums in the lane order
  * [0 2 4 6 1 3 5 7 | 8 10 12 14 9 11 13 15], so the scales are shuffled to it. */
 OT_INLINE void q6_K_kern(KERNEL_ARGS, const int NR, const int NC) {
-    ACC_DECL(NR, NC);
-    const __m256i lo4 = _mm256_set1_epi8(0xF), hi2 = _mm256_set1_epi8(0x30);
+    KACC_DECL(NR, NC);
     const __m128i group_order = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
     FOR_BLOCKS(k / QK_K) {
         const block_q8_K *b[OT_MAXC];
@@ -582,15 +625,7 @@ OT_INLINE void q6_K_kern(KERNEL_ARGS, const int NR, const int NC) {
         for (int r = 0; r < NR; r++) {
             const block_q6_K *a = (const block_q6_K *)(w + r * ws) + i;
             __m256i q[8];
-            for (int h = 0; h < 2; h++) {
-                const __m256i l0 = load256(a->ql + 64 * h), l1 = load256(a->ql + 64 * h + 32);
-                const __m256i qh = load256(a->qh + 32 * h);
-                q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2));
-                q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2));
-                q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4), _mm256_and_si256(qh, hi2));
-                q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
-                                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2));
-            }
+            q6_K_quants(a, q);
             const __m128i s8 = _mm_loadu_si128((const __m128i *)a->scales);
             const __m128i so = _mm_shuffle_epi8(s8, group_order);
             const __m256i s_lo = _mm256_cvtepi8_epi32(so), s_hi = _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(so, so));
@@ -605,11 +640,12 @@ OT_INLINE void q6_K_kern(KERNEL_ARGS, const int NR, const int NC) {
                 const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(load256(b[c]->bsums), sc16), 5);
                 const __m256i isum = _mm256_sub_epi32(
                     _mm256_add_epi32(_mm256_mullo_epi32(g_lo, s_lo), _mm256_mullo_epi32(g_hi, s_hi)), off);
-                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * b[c]->d), _mm256_cvtepi32_ps(isum), acc[r][c]);
+                const __m128 t = _mm_cvtepi32_ps(sum2_epi32(isum, _mm256_setzero_si256()));
+                acc[r][c] = __builtin_fmaf(dw * b[c]->d, _mm_cvtss_f32(t), acc[r][c]);
             }
         }
     }
-    STORE_ACC(NR, NC, 0.0f);
+    KACC_STORE(NR, NC);
 }
 
 /* --- float weights: 8 weights converted per load, float32 activations. */
@@ -698,6 +734,228 @@ TILE_ENTRY(q6_K, 2)
 TILE_ENTRY(f32, 2)
 TILE_ENTRY(f16, 2)
 TILE_ENTRY(bf16, 2)
+
+#ifdef __AVX512VNNI__
+/* --- GEMM-shaped K-quant products (VNNI), as gq_* above for 32-element
+ * blocks: 16 weight rows in lanes, repacked once per call, activations
+ * broadcast from their Q8_K blocks. A super-block's sub-block sums are
+ * scaled in integers (one vpmulld per sub-block and 16 outputs) and
+ * totalled exactly, then meet the float scales once, as in the tiles. */
+struct gk_q4_K {
+    __m512i q[8][8]; /* sub-block l, byte group j */
+    __m512i sc[8];   /* scale of sub-block l, int32 */
+    __m512i mn[8];   /* min of sub-block l twice, as int16 pairs: meets the two 16-element sums */
+    __m512 d, dmin;
+};
+
+struct gk_q6_K {
+    __m512i q[16][4]; /* 16-element group g, byte group j */
+    __m512i sc[16];   /* scale of group g, int32 */
+    __m512i scp[8];   /* scales 2p and 2p + 1 as int16 pairs: meet the groups' sums for the -32 offset */
+    __m512 d;
+};
+
+/* Lane r of out[j] <- 4-byte group j of row r's 256 bytes, for 16 rows of q. */
+OT_INLINE void gk_lanes(const uint8_t q[GQ_LANES][QK_K], int groups, int first, __m512i *out) {
+    for (int j = 0; j < groups; j++) {
+        uint32_t g[GQ_LANES];
+        for (int r = 0; r < GQ_LANES; r++)
+            memcpy(&g[r], q[r] + 4 * (first + j), 4);
+        out[j] = _mm512_loadu_si512(g);
+    }
+}
+
+OT_INLINE void gk_pack_q4_K(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gk_q4_K *out) {
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[GQ_LANES][QK_K];
+        int32_t sc[8][GQ_LANES];
+        int16_t mn[8][2 * GQ_LANES];
+        float d[GQ_LANES], dmin[GQ_LANES];
+        memset(q, 0, sizeof q);
+        memset(sc, 0, sizeof sc);
+        memset(mn, 0, sizeof mn);
+        for (int r = 0; r < GQ_LANES; r++) {
+            d[r] = dmin[r] = 0.0f;
+            if (r >= nw)
+                continue;
+            const block_q4_K *a = (const block_q4_K *)(w + r * ws) + i;
+            __m256i v[8];
+            q4_K_quants(a, v);
+            for (int l = 0; l < 8; l++) {
+                _mm256_storeu_si256((__m256i *)(q[r] + 32 * l), v[l]);
+                uint8_t s6, m6;
+                ot_q4k_scale_min(a->scales, l, &s6, &m6);
+                sc[l][r] = s6;
+                mn[l][2 * r] = mn[l][2 * r + 1] = m6;
+            }
+            d[r] = half(a->d);
+            dmin[r] = half(a->dmin);
+        }
+        for (int l = 0; l < 8; l++) {
+            gk_lanes((const uint8_t(*)[QK_K])q, 8, 8 * l, out[i].q[l]);
+            out[i].sc[l] = _mm512_loadu_si512(sc[l]);
+            out[i].mn[l] = _mm512_loadu_si512(mn[l]);
+        }
+        out[i].d = _mm512_loadu_ps(d);
+        out[i].dmin = _mm512_loadu_ps(dmin);
+    }
+}
+
+OT_INLINE void gk_pack_q6_K(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gk_q6_K *out) {
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[GQ_LANES][QK_K];
+        int32_t sc[16][GQ_LANES];
+        int16_t scp[8][2 * GQ_LANES];
+        float d[GQ_LANES];
+        memset(q, 0, sizeof q);
+        memset(sc, 0, sizeof sc);
+        memset(scp, 0, sizeof scp);
+        for (int r = 0; r < GQ_LANES; r++) {
+            d[r] = 0.0f;
+            if (r >= nw)
+                continue;
+            const block_q6_K *a = (const block_q6_K *)(w + r * ws) + i;
+            __m256i v[8];
+            q6_K_quants(a, v);
+            for (int l = 0; l < 8; l++)
+                _mm256_storeu_si256((__m256i *)(q[r] + 32 * l), v[l]);
+            for (int g = 0; g < 16; g++) {
+                sc[g][r] = a->scales[g];
+                scp[g / 2][2 * r + g % 2] = a->scales[g];
+            }
+            d[r] = half(a->d);
+        }
+        for (int g = 0; g < 16; g++) {
+            gk_lanes((const uint8_t(*)[QK_K])q, 4, 4 * g, out[i].q[g]);
+            out[i].sc[g] = _mm512_loadu_si512(sc[g]);
+        }
+        for (int p = 0; p < 8; p++)
+            out[i].scp[p] = _mm512_loadu_si512(scp[p]);
+        out[i].d = _mm512_loadu_ps(d);
+    }
+}
+
+OT_INLINE __m512i bcast32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* NC activation rows (Q8_K, xs apart) against one packed Q4_K panel. */
+OT_INLINE void gk_kern_q4_K(int64_t nb, const struct gk_q4_K *pw, const uint8_t *x, size_t xs, float *y,
+                            int64_t ldy, __mmask16 lanes, const int NC) {
+    __m512 acc[GQ_NC];
+    for (int c = 0; c < NC; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const struct gk_q4_K *b = &pw[i];
+        const block_q8_K *xb[GQ_NC];
+        __m512i tot[GQ_NC], msum[GQ_NC];
+        for (int c = 0; c < NC; c++) {
+            xb[c] = (const block_q8_K *)(x + c * xs) + i;
+            tot[c] = msum[c] = _mm512_setzero_si512();
+        }
+        for (int l = 0; l < 8; l++) {
+            __m512i sub[GQ_NC];
+            for (int c = 0; c < NC; c++)
+                sub[c] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) {
+                const __m512i q = _mm512_load_si512(&b->q[l][j]);
+                for (int c = 0; c < NC; c++)
+                    sub[c] = _mm512_dpbusd_epi32(sub[c], q, bcast32(xb[c]->qs + 32 * l + 4 * j));
+            }
+            const __m512i sc = _mm512_load_si512(&b->sc[l]), mn = _mm512_load_si512(&b->mn[l]);
+            for (int c = 0; c < NC; c++) {
+                tot[c] = _mm512_add_epi32(tot[c], _mm512_mullo_epi32(sub[c], sc));
+                msum[c] = _mm512_dpwssd_epi32(msum[c], mn, bcast32(xb[c]->bsums + 2 * l));
+            }
+        }
+        for (int c = 0; c < NC; c++) {
+            const __m512 dx = _mm512_set1_ps(xb[c]->d);
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(b->d, dx), _mm512_cvtepi32_ps(tot[c]), acc[c]);
+            acc[c] = _mm512_fnmadd_ps(_mm512_mul_ps(b->dmin, dx), _mm512_cvtepi32_ps(msum[c]), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++)
+        _mm512_mask_storeu_ps(y + c * ldy, lanes, acc[c]);
+}
+
+/* NC activation rows (Q8_K, xs apart) against one packed Q6_K panel. */
+OT_INLINE void gk_kern_q6_K(int64_t nb, const struct gk_q6_K *pw, const uint8_t *x, size_t xs, float *y,
+                            int64_t ldy, __mmask16 lanes, const int NC) {
+    __m512 acc[GQ_NC];
+    for (int c = 0; c < NC; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const struct gk_q6_K *b = &pw[i];
+        const block_q8_K *xb[GQ_NC];
+        __m512i tot[GQ_NC], off[GQ_NC];
+        for (int c = 0; c < NC; c++) {
+            xb[c] = (const block_q8_K *)(x + c * xs) + i;
+            tot[c] = off[c] = _mm512_setzero_si512();
+        }
+        for (int g = 0; g < 16; g++) {
+            __m512i sub[GQ_NC];
+            for (int c = 0; c < NC; c++)
+                sub[c] = _mm512_setzero_si512();
+            for (int j = 0; j < 4; j++) {
+                const __m512i q = _mm512_load_si512(&b->q[g][j]);
+                for (int c = 0; c < NC; c++)
+                    sub[c] = _mm512_dpbusd_epi32(sub[c], q, bcast32(xb[c]->qs + 16 * g + 4 * j));
+            }
+            const __m512i sc = _mm512_load_si512(&b->sc[g]);
+            for (int c = 0; c < NC; c++)
+                tot[c] = _mm512_add_epi32(tot[c], _mm512_mullo_epi32(sub[c], sc));
+        }
+        for (int c = 0; c < NC; c++) {
+            for (int p = 0; p < 8; p++)
+                off[c] = _mm512_dpwssd_epi32(off[c], _mm512_load_si512(&b->scp[p]), bcast32(xb[c]->bsums + 2 * p));
+            const __m512i isum = _mm512_sub_epi32(tot[c], _mm512_slli_epi32(off[c], 5));
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(b->d, _mm512_set1_ps(xb[c]->d)), _mm512_cvtepi32_ps(isum), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++)
+        _mm512_mask_storeu_ps(y + c * ldy, lanes, acc[c]);
+}
+
+#define GEMM_K_ENTRY(name)                                                                                   \
+    OT_INLINE void name##_strip(int64_t nb, const struct gk_##name *pw, const uint8_t *x, size_t xs, float *y, \
+                                int64_t ldy, __mmask16 lanes, int nc) {                                      \
+        switch (nc) {                                                                                        \
+        case 8: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 8); break;                                      \
+        case 7: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 7); break;                                      \
+        case 6: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 6); break;                                      \
+        case 5: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 5); break;                                      \
+        case 4: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 4); break;                                      \
+        case 3: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 3); break;                                      \
+        case 2: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 2); break;                                      \
+        default: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 1); break;                                     \
+        }                                                                                                    \
+    }                                                                                                        \
+    static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
+                              const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {               \
+        (void)xb;                                                                                            \
+        if (m < GQ_NC) {                                                                                     \
+            name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                                \
+            return;                                                                                          \
+        }                                                                                                    \
+        const int64_t nb = k / QK_K;                                                                         \
+        const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                   \
+        struct gk_##name *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(*pw), 512);          \
+        for (int p = 0; p < npanel; p++)                                                                     \
+            gk_pack_##name(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb);                   \
+        for (int64_t c = 0; c < m; c += GQ_NC) {                                                             \
+            const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                             \
+            for (int p = 0; p < npanel; p++) {                                                               \
+                const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;                \
+                name##_strip(nb, pw + p * nb, x + c * xs, xs, y + c * ldy + p * GQ_LANES, ldy,               \
+                             (__mmask16)((1u << rows) - 1), nc);                                             \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+GEMM_K_ENTRY(q4_K)
+GEMM_K_ENTRY(q6_K)
+#endif
 
 /* --- activation quantization: the generic C rounding, eight lanes at a time. */
 
@@ -960,6 +1218,8 @@ void FN(ot_register)(struct ot_kernels *t) {
     t->gemm_q[OT_Q4_0] = q4_0_gemm_q;
     t->gemm_q[OT_Q4_1] = q4_1_gemm_q;
     t->gemm_q[OT_Q8_0] = q8_0_gemm_q;
+    t->gemm_q[OT_Q4_K] = q4_K_gemm_q;
+    t->gemm_q[OT_Q6_K] = q6_K_gemm_q;
     t->xblock[OT_Q4_0] = q4_0_xblock;
     t->xblock[OT_Q4_1] = q4_1_xblock;
     t->xblock[OT_Q8_0] = q8_0_xblock;
