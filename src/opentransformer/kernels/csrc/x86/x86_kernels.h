@@ -401,24 +401,28 @@ OT_INLINE void gq_xblock(const uint8_t *x, struct ot_xblock *xb, int64_t k, cons
     }
 }
 
+/* out[j] lane r <- dword j of v[r], for 16 rows of 32 bytes: two 8 x 8
+ * transposes, rows 0..7 into the low halves and 8..15 into the high. */
+OT_INLINE void lanes16(__m256i v[GQ_LANES], __m512i out[8]) {
+    transpose8_epi32(v);
+    transpose8_epi32(v + 8);
+    for (int j = 0; j < 8; j++)
+        _mm512_store_si512(&out[j], _mm512_inserti64x4(_mm512_castsi256_si512(v[j]), v[8 + j], 1));
+}
+
 /* Rows [0, nw) of w (nw <= 16; absent rows are zero) as nb packed blocks. */
 OT_INLINE void gq_pack(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gq_block *out, const int FMT) {
     const size_t wb = FMT == B32_Q4_0 ? sizeof(block_q4_0) : FMT == B32_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q8_0);
     for (int64_t i = 0; i < nb; i++) {
-        uint32_t q[8][GQ_LANES];
+        __m256i u[GQ_LANES];
         float d[GQ_LANES], m[GQ_LANES];
         for (int r = 0; r < GQ_LANES; r++) {
-            __m256i u = _mm256_setzero_si256();
+            u[r] = _mm256_setzero_si256();
             d[r] = m[r] = 0.0f;
             if (r < nw)
-                u = wide_weight(w + r * ws + i * wb, FMT, &d[r], &m[r]);
-            uint32_t g[8];
-            _mm256_storeu_si256((__m256i *)g, u);
-            for (int j = 0; j < 8; j++)
-                q[j][r] = g[j];
+                u[r] = wide_weight(w + r * ws + i * wb, FMT, &d[r], &m[r]);
         }
-        for (int j = 0; j < 8; j++)
-            out[i].q[j] = _mm512_loadu_si512(q[j]);
+        lanes16(u, out[i].q);
         out[i].d = _mm512_loadu_ps(d);
         out[i].m = _mm512_loadu_ps(m);
     }
@@ -755,34 +759,35 @@ struct gk_q6_K {
     __m512 d;
 };
 
-/* Lane r of out[j] <- 4-byte group j of row r's 256 bytes, for 16 rows of q. */
-OT_INLINE void gk_lanes(const uint8_t q[GQ_LANES][QK_K], int groups, int first, __m512i *out) {
-    for (int j = 0; j < groups; j++) {
-        uint32_t g[GQ_LANES];
+/* The 16 rows' quants (v[r][l]: 32 elements l of row r) into lanes: byte
+ * group j of chunk l lands in out[8 l + j]. */
+OT_INLINE void gk_lanes(__m256i v[GQ_LANES][8], __m512i *out) {
+    for (int l = 0; l < 8; l++) {
+        __m256i u[GQ_LANES];
         for (int r = 0; r < GQ_LANES; r++)
-            memcpy(&g[r], q[r] + 4 * (first + j), 4);
-        out[j] = _mm512_loadu_si512(g);
+            u[r] = v[r][l];
+        lanes16(u, out + 8 * l);
     }
 }
 
 OT_INLINE void gk_pack_q4_K(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gk_q4_K *out) {
     for (int64_t i = 0; i < nb; i++) {
-        uint8_t q[GQ_LANES][QK_K];
+        __m256i q[GQ_LANES][8];
         int32_t sc[8][GQ_LANES];
         int16_t mn[8][2 * GQ_LANES];
         float d[GQ_LANES], dmin[GQ_LANES];
-        memset(q, 0, sizeof q);
         memset(sc, 0, sizeof sc);
         memset(mn, 0, sizeof mn);
         for (int r = 0; r < GQ_LANES; r++) {
             d[r] = dmin[r] = 0.0f;
-            if (r >= nw)
+            if (r >= nw) {
+                for (int l = 0; l < 8; l++)
+                    q[r][l] = _mm256_setzero_si256();
                 continue;
+            }
             const block_q4_K *a = (const block_q4_K *)(w + r * ws) + i;
-            __m256i v[8];
-            q4_K_quants(a, v);
+            q4_K_quants(a, q[r]);
             for (int l = 0; l < 8; l++) {
-                _mm256_storeu_si256((__m256i *)(q[r] + 32 * l), v[l]);
                 uint8_t s6, m6;
                 ot_q4k_scale_min(a->scales, l, &s6, &m6);
                 sc[l][r] = s6;
@@ -791,8 +796,8 @@ OT_INLINE void gk_pack_q4_K(const uint8_t *w, size_t ws, int nw, int64_t nb, str
             d[r] = half(a->d);
             dmin[r] = half(a->dmin);
         }
+        gk_lanes(q, &out[i].q[0][0]);
         for (int l = 0; l < 8; l++) {
-            gk_lanes((const uint8_t(*)[QK_K])q, 8, 8 * l, out[i].q[l]);
             out[i].sc[l] = _mm512_loadu_si512(sc[l]);
             out[i].mn[l] = _mm512_loadu_si512(mn[l]);
         }
@@ -803,32 +808,30 @@ OT_INLINE void gk_pack_q4_K(const uint8_t *w, size_t ws, int nw, int64_t nb, str
 
 OT_INLINE void gk_pack_q6_K(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gk_q6_K *out) {
     for (int64_t i = 0; i < nb; i++) {
-        uint8_t q[GQ_LANES][QK_K];
+        __m256i q[GQ_LANES][8];
         int32_t sc[16][GQ_LANES];
         int16_t scp[8][2 * GQ_LANES];
         float d[GQ_LANES];
-        memset(q, 0, sizeof q);
         memset(sc, 0, sizeof sc);
         memset(scp, 0, sizeof scp);
         for (int r = 0; r < GQ_LANES; r++) {
             d[r] = 0.0f;
-            if (r >= nw)
+            if (r >= nw) {
+                for (int l = 0; l < 8; l++)
+                    q[r][l] = _mm256_setzero_si256();
                 continue;
+            }
             const block_q6_K *a = (const block_q6_K *)(w + r * ws) + i;
-            __m256i v[8];
-            q6_K_quants(a, v);
-            for (int l = 0; l < 8; l++)
-                _mm256_storeu_si256((__m256i *)(q[r] + 32 * l), v[l]);
+            q6_K_quants(a, q[r]);
             for (int g = 0; g < 16; g++) {
                 sc[g][r] = a->scales[g];
                 scp[g / 2][2 * r + g % 2] = a->scales[g];
             }
             d[r] = half(a->d);
         }
-        for (int g = 0; g < 16; g++) {
-            gk_lanes((const uint8_t(*)[QK_K])q, 4, 4 * g, out[i].q[g]);
+        gk_lanes(q, &out[i].q[0][0]); /* chunk l holds groups 2l and 2l + 1 */
+        for (int g = 0; g < 16; g++)
             out[i].sc[g] = _mm512_loadu_si512(sc[g]);
-        }
         for (int p = 0; p < 8; p++)
             out[i].scp[p] = _mm512_loadu_si512(scp[p]);
         out[i].d = _mm512_loadu_ps(d);
