@@ -176,7 +176,7 @@ int ot_threads(void) { return nthreads; }
 /* Ranges per thread in a parallel region (see ot_parallel_for). */
 #define OT_CHUNKS_PER_THREAD 8
 
-void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
+void ot_parallel_ranges(int64_t n, int64_t work, int per_thread, ot_range_fn fn, void *ctx) {
     const int nth = n < nthreads ? (int)n : nthreads;
     if (nth <= 1 || work < OT_PARALLEL_MIN) {
         if (n > 0)
@@ -188,5 +188,10 @@ void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
      * (thread_pool.c): on a busy machine a thread that lost its core would
      * otherwise hold the region up. Every index is computed whole by one
      * call, so results do not depend on who ran it. */
-    ot_pool_run(n, n < (int64_t)OT_CHUNKS_PER_THREAD * nth ? n : (int64_t)OT_CHUNKS_PER_THREAD * nth, nth, fn, ctx);
+    const int64_t ranges = (int64_t)(per_thread > 0 ? per_thread : 1) * nth;
+    ot_pool_run(n, n < ranges ? n : ranges, nth, fn, ctx);
+}
+
+void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
+    ot_parallel_ranges(n, work, OT_CHUNKS_PER_THREAD, fn, ctx);
 }

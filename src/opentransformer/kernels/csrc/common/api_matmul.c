@@ -108,6 +108,10 @@ static void act_range(void *p, int64_t r0, int64_t r1) {
     }
 }
 
+/* Multiply-adds below which a product's ranges are all short (~1 ns per
+ * 32 of them at one activation row). */
+#define OT_SHORT_PRODUCT (4 << 20)
+
 struct proj_ctx {
     const struct ot_kernels *kt;
     const struct ot_linear *const *lins;
@@ -166,7 +170,10 @@ void ot_project(const struct ot_linear *const *lins, float *const *ys, int count
         c.xs = a.qs;
         c.xb = a.xb;
     }
-    ot_parallel_for(c.units_before[count], work, proj_range, &c);
+    /* A decode step's projections (a few rows) take tens of microseconds in
+     * all: one range per thread. Prompts and the output head keep finer
+     * ranges, which even out threads that lose their core. */
+    ot_parallel_ranges(c.units_before[count], work, work < OT_SHORT_PRODUCT ? 1 : 8, proj_range, &c);
 }
 
 int ot_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y, void *scratch) {

@@ -167,6 +167,10 @@ int ot_nthreads(void);
  * all on the calling thread when work < OT_PARALLEL_MIN. */
 typedef void (*ot_range_fn)(void *ctx, int64_t begin, int64_t end);
 void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx);
+/* The same in per_thread ranges per thread (ot_parallel_for: 8), for call
+ * sites that know their ranges are short: each claim moves the shared ticket
+ * between cores, which a range of a few microseconds does not repay. */
+void ot_parallel_ranges(int64_t n, int64_t work, int per_thread, ot_range_fn fn, void *ctx);
 /* fn over [0, n) in `ranges` ranges on nth threads (thread_pool.c), and the
  * index (0 .. nth - 1) of the thread running a range. */
 void ot_pool_run(int64_t n, int64_t ranges, int nth, ot_range_fn fn, void *ctx);
