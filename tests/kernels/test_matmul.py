@@ -75,3 +75,32 @@ def test_matmul_rejects_k_off_the_block():
     w = random_weight(np.random.default_rng(0), T.Q4_0, 2, 64)
     with pytest.raises(ValueError):
         ops.matmul(int(T.Q4_0), w, 2, 48, np.ones((1, 48), np.float32))
+
+
+@pytest.mark.parametrize("n,m", SHAPES + [(35, 9), (16, 24)])
+@pytest.mark.parametrize("blocks", BLOCKS)
+def test_matmul_a16_matches_block_integer_reference(isa, n, m, blocks):
+    """Q8_0 weights against 16-bit activations: exact block sums in both, so only the float combination
+    differs (2e-5, as above). ISAs without the kernel must say so rather than compute something else."""
+    if not ops.has_matmul_a16():
+        assert isa != "avx512vnni"
+        with pytest.raises(ValueError, match="not available"):
+            ops.matmul_a16(np.zeros((n, 34), np.uint8), n, 32, np.zeros((m, 32), np.float32))
+        return
+    k, w, x = case(T.Q8_0, n, m, blocks)
+    x[0, :5] = 0.0  # a block part zero; whole-zero blocks below
+    if m > 1:
+        x[1, :32] = 0.0
+    out = poisoned(m, n)
+    ops.matmul_a16(w, n, k, x, out=out)
+    assert_close(out, reference.matmul_a16(w, n, k, x), rtol=2e-5)
+
+
+def test_matmul_a16_near_float_math():
+    """16-bit activations keep the product within ~1e-4 of float math on the dequantized weights,
+    where 8-bit ones move it by up to 3e-2 (test_matmul_close_to_float_math)."""
+    if not ops.has_matmul_a16():
+        pytest.skip(f"no 16-bit activation kernel on {ops.isa()}")
+    k, w, x = case(T.Q8_0, 67, 33, 8)
+    want = x.astype(np.float64) @ reference.dequantize(int(T.Q8_0), w, 67, k).astype(np.float64).T
+    assert_close(ops.matmul_a16(w, 67, k, x), want, rtol=1e-4)

@@ -77,6 +77,7 @@ _SIGNATURES = {
     "ot_quantize_weights": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p]),
     "ot_matmul_scratch_bytes": (c_size_t, [c_int, c_int64, c_int64]),
     "ot_matmul": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_void_p]),
+    "ot_matmul_a16": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_void_p]),
     "ot_rmsnorm": (None, [c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
     "ot_softmax": (None, [c_void_p, c_int64, c_int64]),
     "ot_silu_mul": (None, [c_void_p, c_void_p, c_int64, c_void_p]),

@@ -13,6 +13,7 @@ import numpy as np
 from ._ops import OtGbmParams, OtHestonParams, lib
 
 F32 = np.float32
+GGML_Q8_0 = 8
 
 
 def _ptr(a: np.ndarray) -> int:
@@ -100,24 +101,47 @@ class MatmulScratch:
         return _ptr(self.buf)
 
 
-def matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, out: np.ndarray | None = None,
-           scratch: MatmulScratch | None = None) -> np.ndarray:
-    """y[m, n] = x[m, k] @ W[n, k]^T with W in GGML block layout (raw bytes or float array)."""
+def _matmul_args(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, out: np.ndarray | None,
+                 name: str) -> np.ndarray:
     _check(x, "x")
     if x.ndim != 2 or x.shape[1] != k:
-        raise ValueError(f"matmul: x has shape {x.shape}, expected (m, {k})")
+        raise ValueError(f"{name}: x has shape {x.shape}, expected (m, {k})")
     m = x.shape[0]
     if w.nbytes < n * row_bytes(ggml_type, k):
-        raise ValueError(f"matmul: weight holds {w.nbytes} bytes, fewer than {n} rows of {k}")
+        raise ValueError(f"{name}: weight holds {w.nbytes} bytes, fewer than {n} rows of {k}")
     if out is None:
         out = np.empty((m, n), dtype=F32)
     _check(out, "out")
     if out.shape != (m, n):
-        raise ValueError(f"matmul: out has shape {out.shape}, expected {(m, n)}")
+        raise ValueError(f"{name}: out has shape {out.shape}, expected {(m, n)}")
+    return out
+
+
+def matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, out: np.ndarray | None = None,
+           scratch: MatmulScratch | None = None) -> np.ndarray:
+    """y[m, n] = x[m, k] @ W[n, k]^T with W in GGML block layout (raw bytes or float array)."""
+    out = _matmul_args(ggml_type, w, n, k, x, out, "matmul")
     scratch = scratch or MatmulScratch()
-    sp = scratch.reserve(ggml_type, m, k)
-    if lib.ot_matmul(int(ggml_type), _ptr(w), n, k, _ptr(x), m, _ptr(out), sp) != 0:
+    sp = scratch.reserve(ggml_type, x.shape[0], k)
+    if lib.ot_matmul(int(ggml_type), _ptr(w), n, k, _ptr(x), x.shape[0], _ptr(out), sp) != 0:
         raise ValueError(f"matmul: type {ggml_type} with k={k} is not supported")
+    return out
+
+
+def has_matmul_a16() -> bool:
+    """Whether the active ISA multiplies Q8_0 weights by 16-bit activations (matmul_a16)."""
+    return lib.ot_matmul_a16(GGML_Q8_0, None, 0, 32, None, 0, None, None) == 0
+
+
+def matmul_a16(w: np.ndarray, n: int, k: int, x: np.ndarray, out: np.ndarray | None = None,
+               scratch: MatmulScratch | None = None) -> np.ndarray:
+    """matmul of Q8_0 weights with x rounded to 16 bits per block instead of 8 (the prompt path of Q8_0
+    models); raises ValueError on an ISA without the kernel."""
+    out = _matmul_args(GGML_Q8_0, w, n, k, x, out, "matmul_a16")
+    scratch = scratch or MatmulScratch()
+    sp = scratch.reserve(GGML_Q8_0, x.shape[0], k)
+    if lib.ot_matmul_a16(GGML_Q8_0, _ptr(w), n, k, _ptr(x), x.shape[0], _ptr(out), sp) != 0:
+        raise ValueError(f"matmul_a16: not available on {isa()} (or k={k} is not a multiple of 32)")
     return out
 
 

@@ -178,6 +178,23 @@ def matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray) -> np.n
     return (_f(a["d"])[None] * _f(b["d"])[:, None] * sumi).sum(-1).astype(F32)
 
 
+def quantize_a16(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of x [m, k] rounded to 16 bits per 32-element block: (d [m, k/32] float32, q [m, k/32, 32] int16),
+    d = max|x| / 32767, q = x * (1 / d) to nearest, ties to even (the kernel's float32 steps)."""
+    xb = np.asarray(x, F32).reshape(x.shape[0], -1, 32)
+    d = np.abs(xb).max(-1) / F32(32767)
+    inv = np.divide(F32(1), d, out=np.zeros_like(d), where=d > 0)
+    return d, np.rint(xb * inv[..., None]).astype(np.int16)
+
+
+def matmul_a16(w: np.ndarray, n: int, k: int, x: np.ndarray) -> np.ndarray:
+    """y = x . W^T for Q8_0 weights with x rounded by quantize_a16: block-integer dot products."""
+    a = _blocks(Q8_0, w, n)
+    d, q = quantize_a16(x)
+    sumi = np.einsum("rbj,cbj->crb", a["qs"].astype(np.int64), q.astype(np.int64))
+    return (_f(sumi) * (_f(a["d"])[None] * _f(d)[:, None])).sum(-1).astype(F32)
+
+
 # --- row ops -------------------------------------------------------------------
 
 def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:

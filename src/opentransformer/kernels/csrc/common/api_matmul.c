@@ -86,7 +86,9 @@ size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
     const int act = info(type).act;
     if (act < 0)
         return 0;
-    return xblocks_offset(act, m, k) + (size_t)m * (size_t)(k / info(act).blck) * sizeof(struct ot_xblock);
+    const size_t bytes = xblocks_offset(act, m, k) + (size_t)m * (size_t)(k / info(act).blck) * sizeof(struct ot_xblock);
+    const size_t a16 = (size_t)m * (size_t)(k / QK) * sizeof(block_q16);
+    return type == OT_Q8_0 && a16 > bytes ? a16 : bytes;
 }
 
 struct act_ctx {
@@ -122,6 +124,7 @@ struct proj_ctx {
     const struct ot_xblock *xb;
     size_t xs;
     int64_t m;
+    int act16;
 };
 
 static void proj_range(void *p, int64_t u0, int64_t u1) {
@@ -136,7 +139,7 @@ static void proj_range(void *p, int64_t u0, int64_t u1) {
         const int nw = (int)(r0 + OT_UNIT_ROWS < lin->n ? OT_UNIT_ROWS : lin->n - r0);
         const uint8_t *w = (const uint8_t *)lin->w + r0 * ws;
         float *y = c->ys[j] + r0;
-        const ot_gemm_q_fn gemm = c->kt->gemm_q[lin->type];
+        const ot_gemm_q_fn gemm = c->act16 ? c->kt->gemm_q8_0_a16 : c->kt->gemm_q[lin->type];
         if (gemm) {
             gemm(lin->k, w, ws, nw, c->x, c->xs, c->xb, c->m, y, lin->n);
             continue;
@@ -150,17 +153,22 @@ static void proj_range(void *p, int64_t u0, int64_t u1) {
 }
 
 void ot_project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
-                void *scratch) {
+                void *scratch, int act16) {
     const struct ot_kernels *kt = ot_active();
     const int type = lins[0]->type, act = info(type).act;
     const int64_t k = lins[0]->k;
-    struct proj_ctx c = {kt, lins, ys, {0}, count, (const uint8_t *)x, NULL, (size_t)k * sizeof(float), m};
+    struct proj_ctx c = {kt, lins, ys, {0}, count, (const uint8_t *)x, NULL, (size_t)k * sizeof(float), m, act16};
     int64_t work = 0;
     for (int i = 0; i < count; i++) {
         c.units_before[i + 1] = c.units_before[i] + (lins[i]->n + OT_UNIT_ROWS - 1) / OT_UNIT_ROWS;
         work += lins[i]->n * k * m;
     }
-    if (act >= 0) {
+    if (act16) {
+        struct act_ctx a = {kt->quantize_q16, NULL, x, scratch, NULL, (k / QK) * sizeof(block_q16), k, k / QK};
+        ot_parallel_for(m, m * k, act_range, &a);
+        c.x = scratch;
+        c.xs = a.qs;
+    } else if (act >= 0) {
         const ot_xblock_fn xblock = kt->gemm_q[type] ? kt->xblock[type] : NULL;
         struct act_ctx a = {kt->quantize[act], xblock, x, scratch,
                             (struct ot_xblock *)((uint8_t *)scratch + xblocks_offset(act, m, k)),
@@ -183,6 +191,17 @@ int ot_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int
     const struct ot_linear lin = {type, w, n, k, NULL};
     const struct ot_linear *lins[1] = {&lin};
     float *const ys[1] = {y};
-    ot_project(lins, ys, 1, x, m, scratch);
+    ot_project(lins, ys, 1, x, m, scratch, 0);
+    return 0;
+}
+
+int ot_matmul_a16(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y,
+                  void *scratch) {
+    if (type != OT_Q8_0 || !ot_active()->gemm_q8_0_a16 || k <= 0 || k % QK)
+        return -1;
+    const struct ot_linear lin = {type, w, n, k, NULL};
+    const struct ot_linear *lins[1] = {&lin};
+    float *const ys[1] = {y};
+    ot_project(lins, ys, 1, x, m, scratch, 1);
     return 0;
 }

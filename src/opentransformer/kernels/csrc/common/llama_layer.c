@@ -9,24 +9,22 @@
  * Every token carries its own KV slot (cache and position), so one call runs
  * a prompt chunk of one sequence or one new token each of several sequences.
  * Projections that read the same input quantize it once and share one
- * parallel region. Weight types whose ISA has a GEMM-shaped 8-bit kernel
- * (gemm_q) take it for many tokens, as llama.cpp multiplies prompts. Other
- * types, and Q8_0 (see below), from OT_PREFILL_ROWS tokens on expand their
- * weight to float32 panels and run the packed float GEMM: the expansion is
- * paid once per call while the GEMM reuses each panel for every token.
+ * parallel region. From OT_PREFILL_ROWS tokens on (a prompt), projections
+ * run as GEMMs that repack or expand each weight once per call and reuse it
+ * for every token (project_all).
  */
 #include <string.h>
 
 #include "ot_internal.h"
 
-/* Tokens per call from which projections run as float GEMMs (measured:
- * at 16 rows the expansion still costs more than it saves). */
+/* Tokens per call from which projections run as GEMMs (measured for the
+ * float32 expansion: at 16 rows it still cost more than it saved). */
 #define OT_PREFILL_ROWS 32
 
 /* y_i = x . W_i^T (+ b_i) for projections of one input and one weight type. */
 static void project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
-                    void *scratch) {
-    ot_project(lins, ys, count, x, m, scratch);
+                    void *scratch, int act16) {
+    ot_project(lins, ys, count, x, m, scratch, act16);
     for (int i = 0; i < count; i++)
         if (lins[i]->bias)
             for (int64_t t = 0; t < m; t++)
@@ -68,33 +66,33 @@ size_t ot_llama_wpack_floats(int64_t n, int64_t k) {
     return ot_gemm_packed_floats(n, k) + (size_t)ot_nthreads() * OT_GEMM_NR * (size_t)k;
 }
 
-/* Q8_0 prompts stay in float32 although 8-bit products would be ~2.5x
- * faster: a q8_0 file is promised within 2% of float32 logits, and rounding
- * the activations to 8 bits as well moves them 2.6% on the parity model
- * (llama.cpp itself: 2.59%). */
-static int int8_prompt(int type) { return ot_active()->gemm_q[type] && type != OT_Q8_0; }
-
-/* Projections of one input, grouped by weight type (a Q4_K_M file mixes them). */
+/* Projections of one input, grouped by weight type (a Q4_K_M file mixes
+ * them). A prompt's projections run as GEMMs: 8-bit ones where the ISA has
+ * them; Q8_0 with 16-bit activations, since rounding them to 8 bits as well
+ * moves a q8_0 file's logits 2.6% from float32 on the parity model, past the
+ * 2% we promise (llama.cpp itself: 2.59%); otherwise float32 panels. */
 static void project_all(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
                         const struct ot_llama_buffers *b) {
-    int expand = m >= OT_PREFILL_ROWS && b->wpack;
-    for (int i = 0; i < count; i++)
-        expand = expand && ot_llama_wpack_floats(lins[i]->n, lins[i]->k) <= b->wpack_floats &&
-                 !int8_prompt(lins[i]->type);
-    if (expand) {
-        /* Out of memory for the GEMM's copy of x: that projection takes the 8-bit path, as when
-         * wpack is too small. */
-        for (int i = 0; i < count; i++)
-            if (project_f32(lins[i], ys[i], x, m, b->wpack) != 0)
-                project(lins + i, ys + i, 1, x, m, b->scratch);
-        return;
-    }
-    void *scratch = b->scratch;
+    const struct ot_kernels *kt = ot_active();
     for (int i = 0; i < count;) {
         int j = i + 1;
         while (j < count && lins[j]->type == lins[i]->type && lins[j]->k == lins[i]->k)
             j++;
-        project(lins + i, ys + i, j - i, x, m, scratch);
+        const int type = lins[i]->type, prompt = m >= OT_PREFILL_ROWS;
+        int expand = prompt && b->wpack && (!kt->gemm_q[type] || type == OT_Q8_0);
+        for (int r = i; r < j; r++)
+            expand = expand && ot_llama_wpack_floats(lins[r]->n, lins[r]->k) <= b->wpack_floats;
+        if (prompt && type == OT_Q8_0 && kt->gemm_q8_0_a16) {
+            project(lins + i, ys + i, j - i, x, m, b->scratch, 1);
+        } else if (expand) {
+            /* Out of memory for the GEMM's copy of x: that projection takes the 8-bit path, as when
+             * wpack is too small. */
+            for (int r = i; r < j; r++)
+                if (project_f32(lins[r], ys[r], x, m, b->wpack) != 0)
+                    project(lins + r, ys + r, 1, x, m, b->scratch, 0);
+        } else {
+            project(lins + i, ys + i, j - i, x, m, b->scratch, 0);
+        }
         i = j;
     }
 }

@@ -27,6 +27,11 @@ typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[QK_K / 2]; } b
 typedef struct { uint8_t ql[QK_K / 2]; uint8_t qh[QK_K / 4]; int8_t scales[QK_K / 16]; uint16_t d; } block_q6_K;
 typedef struct { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; } block_q8_K;
 
+/* Not GGML's: activations rounded to 16 bits per 32-element block, for Q8_0
+ * prompts (ot_matmul_a16). */
+typedef struct { float d; int16_t qs[QK]; } block_q16;
+
+_Static_assert(sizeof(block_q16) == 68, "Q16 block");
 _Static_assert(sizeof(block_q4_0) == 18, "Q4_0 block");
 _Static_assert(sizeof(block_q4_1) == 20, "Q4_1 block");
 _Static_assert(sizeof(block_q8_0) == 34, "Q8_0 block");
@@ -131,6 +136,8 @@ typedef void (*ot_xblock_fn)(const uint8_t *x, struct ot_xblock *xb, int64_t k);
 struct ot_kernels {
     ot_tile_fn tile[OT_NTYPES];
     ot_gemm_q_fn gemm_q[OT_NTYPES];
+    ot_gemm_q_fn gemm_q8_0_a16;  /* Q8_0 weights against block_q16 rows (xb unused) */
+    ot_quant_fn quantize_q16;    /* float32 -> block_q16 */
     ot_xblock_fn xblock[OT_NTYPES]; /* by weight type: the seed depends on it */
     ot_row_fn dequantize[OT_NTYPES];
     ot_quant_fn quantize[OT_NTYPES];
@@ -181,8 +188,10 @@ int ot_thread_index(void);
  * once into scratch (ot_matmul_scratch_bytes for the type, m and k), then one
  * parallel sweep covers all their rows. */
 #define OT_PROJECT_MAX 4
+/* act16 rounds x to 16 bits per block instead (Q8_0 weights, where the ISA
+ * has gemm_q8_0_a16). */
 void ot_project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
-                void *scratch);
+                void *scratch, int act16);
 
 void ot_register_generic(struct ot_kernels *t);
 

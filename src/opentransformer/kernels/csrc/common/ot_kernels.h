@@ -87,6 +87,14 @@ size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k);
 int ot_matmul(int type, const void *w, int64_t n, int64_t k,
               const float *x, int64_t m, float *y, void *scratch);
 
+/* y = x . w^T for Q8_0 weights with x rounded to 16 bits per 32-element
+ * block (d = max|x| / 32767, q = x / d to nearest, ties to even) instead of
+ * 8: a prompt's product then stays as close to float32 math as the weights
+ * allow, at twice the float32 GEMM's rate. Returns 0, or -1 for another type
+ * or an ISA without the kernel (AVX-512 VNNI has it). scratch as ot_matmul's. */
+int ot_matmul_a16(int type, const void *w, int64_t n, int64_t k,
+                  const float *x, int64_t m, float *y, void *scratch);
+
 /* --- elementwise and normalisation ---------------------------------------- */
 
 /* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, for rows of n. out may be x. */

@@ -463,20 +463,26 @@ OT_INLINE void gq_kern(int64_t nb, const struct gq_block *pw, const uint8_t *x, 
         _mm512_mask_storeu_ps(y + c * ldy, lanes, _mm512_add_ps(acc[c], mins[c]));
 }
 
-/* gq_kern with NC a constant, so the tile stays in registers. */
+/* CALL(NC) with NC a constant (1 .. GQ_NC), so a kernel's tile stays in
+ * registers. */
+#define GQ_BY_NC(nc, CALL)                        \
+    switch (nc) {                                 \
+    case 8: CALL(8); break;                       \
+    case 7: CALL(7); break;                       \
+    case 6: CALL(6); break;                       \
+    case 5: CALL(5); break;                       \
+    case 4: CALL(4); break;                       \
+    case 3: CALL(3); break;                       \
+    case 2: CALL(2); break;                       \
+    default: CALL(1); break;                      \
+    }
+
 OT_INLINE void gq_strip(int64_t nb, const struct gq_block *pw, const uint8_t *x, size_t xs,
                         const struct ot_xblock *xb, int64_t xbs, float *y, int64_t ldy, __mmask16 lanes, int nc,
                         const int FMT) {
-    switch (nc) {
-    case 8: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 8, FMT); break;
-    case 7: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 7, FMT); break;
-    case 6: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 6, FMT); break;
-    case 5: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 5, FMT); break;
-    case 4: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 4, FMT); break;
-    case 3: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 3, FMT); break;
-    case 2: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 2, FMT); break;
-    default: gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, 1, FMT); break;
-    }
+#define GQ_CALL(NC) gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, NC, FMT)
+    GQ_BY_NC(nc, GQ_CALL)
+#undef GQ_CALL
 }
 
 /* A unit of up to OT_UNIT_ROWS weight rows: packed once (on the stack, as the
@@ -921,43 +927,145 @@ OT_INLINE void gk_kern_q6_K(int64_t nb, const struct gk_q6_K *pw, const uint8_t 
         _mm512_mask_storeu_ps(y + c * ldy, lanes, acc[c]);
 }
 
-#define GEMM_K_ENTRY(name)                                                                                   \
-    OT_INLINE void name##_strip(int64_t nb, const struct gk_##name *pw, const uint8_t *x, size_t xs, float *y, \
-                                int64_t ldy, __mmask16 lanes, int nc) {                                      \
-        switch (nc) {                                                                                        \
-        case 8: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 8); break;                                      \
-        case 7: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 7); break;                                      \
-        case 6: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 6); break;                                      \
-        case 5: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 5); break;                                      \
-        case 4: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 4); break;                                      \
-        case 3: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 3); break;                                      \
-        case 2: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 2); break;                                      \
-        default: gk_kern_##name(nb, pw, x, xs, y, ldy, lanes, 1); break;                                     \
-        }                                                                                                    \
-    }                                                                                                        \
+#define GK_STRIP(name)                                                                                   \
+    OT_INLINE void gk_strip_##name(int64_t nb, const struct gk_##name *pw, const uint8_t *x, size_t xs, float *y, \
+                                   int64_t ldy, __mmask16 lanes, int nc) {                                    \
+        GQ_BY_NC(nc, GK_CALL_##name)                                                                          \
+    }
+#define GK_CALL_q4_K(NC) gk_kern_q4_K(nb, pw, x, xs, y, ldy, lanes, NC)
+#define GK_CALL_q6_K(NC) gk_kern_q6_K(nb, pw, x, xs, y, ldy, lanes, NC)
+GK_STRIP(q4_K)
+GK_STRIP(q6_K)
+
+#define GEMM_K_ENTRY(name)                                                                                  \
     static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
                               const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {               \
-        (void)xb;                                                                                            \
-        if (m < GQ_NC) {                                                                                     \
-            name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                                \
-            return;                                                                                          \
-        }                                                                                                    \
-        const int64_t nb = k / QK_K;                                                                         \
-        const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                   \
-        struct gk_##name *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(*pw), 512);          \
-        for (int p = 0; p < npanel; p++)                                                                     \
-            gk_pack_##name(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb);                   \
-        for (int64_t c = 0; c < m; c += GQ_NC) {                                                             \
-            const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                             \
-            for (int p = 0; p < npanel; p++) {                                                               \
-                const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;                \
-                name##_strip(nb, pw + p * nb, x + c * xs, xs, y + c * ldy + p * GQ_LANES, ldy,               \
-                             (__mmask16)((1u << rows) - 1), nc);                                             \
-            }                                                                                                \
-        }                                                                                                    \
+        (void)xb;                                                                                           \
+        if (m < GQ_NC) {                                                                                    \
+            name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                               \
+            return;                                                                                         \
+        }                                                                                                   \
+        const int64_t nb = k / QK_K;                                                                        \
+        const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                  \
+        struct gk_##name *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(*pw), 512);         \
+        for (int p = 0; p < npanel; p++)                                                                    \
+            gk_pack_##name(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb);                  \
+        for (int64_t c = 0; c < m; c += GQ_NC) {                                                            \
+            const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                            \
+            for (int p = 0; p < npanel; p++) {                                                              \
+                const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;               \
+                gk_strip_##name(nb, pw + p * nb, x + c * xs, xs, y + c * ldy + p * GQ_LANES, ldy,           \
+                                (__mmask16)((1u << rows) - 1), nc);                                         \
+            }                                                                                               \
+        }                                                                                                   \
     }
 GEMM_K_ENTRY(q4_K)
 GEMM_K_ENTRY(q6_K)
+
+/* --- Q8_0 weights against 16-bit activations (block_q16), for prompts:
+ * vpdpwssd on int16 pairs, the weights sign-extended once per call into
+ * 16-row panels (lane r of q[j] holds row r's weights 2j and 2j + 1). Per
+ * block and 16 outputs: 16 vpdpwssd and 3 float ops, against 32 FMAs for
+ * the same products in float32. Block sums stay below 2^31 (16 pairs of
+ * |127 * 32767| products). */
+struct ga16_block {
+    __m512i q[16];
+    __m512 d;
+};
+
+OT_INLINE void ga16_pack(const uint8_t *w, size_t ws, int nw, int64_t nb, struct ga16_block *out) {
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i lo[GQ_LANES], hi[GQ_LANES];
+        float d[GQ_LANES];
+        for (int r = 0; r < GQ_LANES; r++) {
+            lo[r] = hi[r] = _mm256_setzero_si256();
+            d[r] = 0.0f;
+            if (r >= nw)
+                continue;
+            const block_q8_0 *a = (const block_q8_0 *)(w + r * ws) + i;
+            lo[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a->qs));
+            hi[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a->qs + 16)));
+            d[r] = half(a->d);
+        }
+        lanes16(lo, out[i].q);
+        lanes16(hi, out[i].q + 8);
+        out[i].d = _mm512_loadu_ps(d);
+    }
+}
+
+OT_INLINE void ga16_kern(int64_t nb, const struct ga16_block *pw, const uint8_t *x, size_t xs, float *y,
+                         int64_t ldy, __mmask16 lanes, const int NC) {
+    __m512 acc[GQ_NC];
+    for (int c = 0; c < NC; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const struct ga16_block *b = &pw[i];
+        const block_q16 *xb[GQ_NC];
+        __m512i isum[GQ_NC];
+        for (int c = 0; c < NC; c++) {
+            xb[c] = (const block_q16 *)(x + c * xs) + i;
+            isum[c] = _mm512_setzero_si512();
+        }
+        for (int j = 0; j < 16; j++) {
+            const __m512i q = _mm512_load_si512(&b->q[j]);
+            for (int c = 0; c < NC; c++)
+                isum[c] = _mm512_dpwssd_epi32(isum[c], q, bcast32(xb[c]->qs + 2 * j));
+        }
+        for (int c = 0; c < NC; c++)
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(b->d, _mm512_set1_ps(xb[c]->d)), _mm512_cvtepi32_ps(isum[c]),
+                                     acc[c]);
+    }
+    for (int c = 0; c < NC; c++)
+        _mm512_mask_storeu_ps(y + c * ldy, lanes, acc[c]);
+}
+
+OT_INLINE void ga16_strip(int64_t nb, const struct ga16_block *pw, const uint8_t *x, size_t xs, float *y,
+                          int64_t ldy, __mmask16 lanes, int nc) {
+#define GA16_CALL(NC) ga16_kern(nb, pw, x, xs, y, ldy, lanes, NC)
+    GQ_BY_NC(nc, GA16_CALL)
+#undef GA16_CALL
+}
+
+static void q8_0_a16_gemm(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
+                          const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {
+    (void)xb;
+    const int64_t nb = k / QK;
+    const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;
+    struct ga16_block *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(*pw), 512);
+    for (int p = 0; p < npanel; p++)
+        ga16_pack(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb);
+    for (int64_t c = 0; c < m; c += GQ_NC) {
+        const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);
+        for (int p = 0; p < npanel; p++) {
+            const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;
+            ga16_strip(nb, pw + p * nb, x + c * xs, xs, y + c * ldy + p * GQ_LANES, ldy,
+                       (__mmask16)((1u << rows) - 1), nc);
+        }
+    }
+}
+
+/* d = max|x| / 32767 per block, q = x * (1 / d) rounded to nearest even. */
+static void quantize_q16(const float *x, void *dst, int64_t n) {
+    block_q16 *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256 v[4], amax = _mm256_setzero_ps();
+        for (int j = 0; j < 4; j++) {
+            v[j] = _mm256_loadu_ps(x + i * QK + 8 * j);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[j]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float d = _mm_cvtss_f32(m4) / 32767.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = d;
+        for (int j = 0; j < 2; j++) {
+            const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(v[2 * j], _mm256_set1_ps(id)));
+            const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(v[2 * j + 1], _mm256_set1_ps(id)));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 16 * j), _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8));
+        }
+    }
+}
 #endif
 
 /* --- activation quantization: the generic C rounding, eight lanes at a time. */
@@ -1223,6 +1331,8 @@ void FN(ot_register)(struct ot_kernels *t) {
     t->gemm_q[OT_Q8_0] = q8_0_gemm_q;
     t->gemm_q[OT_Q4_K] = q4_K_gemm_q;
     t->gemm_q[OT_Q6_K] = q6_K_gemm_q;
+    t->gemm_q8_0_a16 = q8_0_a16_gemm;
+    t->quantize_q16 = quantize_q16;
     t->xblock[OT_Q4_0] = q4_0_xblock;
     t->xblock[OT_Q4_1] = q4_1_xblock;
     t->xblock[OT_Q8_0] = q8_0_xblock;
