@@ -173,9 +173,6 @@ void ot_set_threads(int n) {
 
 int ot_threads(void) { return nthreads; }
 
-/* Ranges per thread in a parallel region (see ot_parallel_for). */
-#define OT_CHUNKS_PER_THREAD 8
-
 void ot_parallel_ranges(int64_t n, int64_t work, int per_thread, ot_range_fn fn, void *ctx) {
     const int nth = n < nthreads ? (int)n : nthreads;
     if (nth <= 1 || work < OT_PARALLEL_MIN) {
@@ -193,5 +190,5 @@ void ot_parallel_ranges(int64_t n, int64_t work, int per_thread, ot_range_fn fn,
 }
 
 void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx) {
-    ot_parallel_ranges(n, work, OT_CHUNKS_PER_THREAD, fn, ctx);
+    ot_parallel_ranges(n, work, OT_RANGES_PER_THREAD, fn, ctx);
 }

@@ -86,7 +86,8 @@ size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
     const int act = info(type).act;
     if (act < 0)
         return 0;
-    const size_t bytes = xblocks_offset(act, m, k) + (size_t)m * (size_t)(k / info(act).blck) * sizeof(struct ot_xblock);
+    const size_t blocks = (size_t)m * (size_t)(k / info(act).blck);
+    const size_t bytes = xblocks_offset(act, m, k) + blocks * sizeof(struct ot_xblock);
     const size_t a16 = (size_t)m * (size_t)(k / QK) * sizeof(block_q16);
     return type == OT_Q8_0 && a16 > bytes ? a16 : bytes;
 }
@@ -110,9 +111,11 @@ static void act_range(void *p, int64_t r0, int64_t r1) {
     }
 }
 
-/* Multiply-adds below which a product's ranges are all short (~1 ns per
- * 32 of them at one activation row). */
-#define OT_SHORT_PRODUCT (4 << 20)
+/* A product of at most OT_SHORT_ROWS activation rows and fewer than
+ * OT_SHORT_WEIGHTS weights (a decode step's projection, not its output head)
+ * streams its weights in a few tens of microseconds in all. */
+#define OT_SHORT_ROWS 16
+#define OT_SHORT_WEIGHTS (4 << 20)
 
 struct proj_ctx {
     const struct ot_kernels *kt;
@@ -158,10 +161,10 @@ void ot_project(const struct ot_linear *const *lins, float *const *ys, int count
     const int type = lins[0]->type, act = info(type).act;
     const int64_t k = lins[0]->k;
     struct proj_ctx c = {kt, lins, ys, {0}, count, (const uint8_t *)x, NULL, (size_t)k * sizeof(float), m, act16};
-    int64_t work = 0;
+    int64_t weights = 0;
     for (int i = 0; i < count; i++) {
         c.units_before[i + 1] = c.units_before[i] + (lins[i]->n + OT_UNIT_ROWS - 1) / OT_UNIT_ROWS;
-        work += lins[i]->n * k * m;
+        weights += lins[i]->n * k;
     }
     if (act16) {
         struct act_ctx a = {kt->quantize_q16, NULL, x, scratch, NULL, (k / QK) * sizeof(block_q16), k, k / QK};
@@ -178,10 +181,12 @@ void ot_project(const struct ot_linear *const *lins, float *const *ys, int count
         c.xs = a.qs;
         c.xb = a.xb;
     }
-    /* A decode step's projections (a few rows) take tens of microseconds in
-     * all: one range per thread. Prompts and the output head keep finer
-     * ranges, which even out threads that lose their core. */
-    ot_parallel_ranges(c.units_before[count], work, work < OT_SHORT_PRODUCT ? 1 : 8, proj_range, &c);
+    /* Short products get one range per thread: each claim moves the shared
+     * ticket between cores, which ranges of a few microseconds do not repay.
+     * Prompts and the output head keep finer ranges, which even out threads
+     * that lose their core. */
+    const int short_product = m <= OT_SHORT_ROWS && weights < OT_SHORT_WEIGHTS;
+    ot_parallel_ranges(c.units_before[count], weights * m, short_product ? 1 : OT_RANGES_PER_THREAD, proj_range, &c);
 }
 
 int ot_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y, void *scratch) {
