@@ -80,8 +80,18 @@ def test_repeat_penalty_lowers_seen_tokens():
     assert s.sample(logits, [0]) == 2
 
 
+def test_smallest_repeat_penalty_keeps_probabilities_finite():
+    """A seen token's positive logit divided by a tiny penalty overflowed float32 to inf, and the softmax's
+    inf - inf made the draw fail on NaN probabilities (found by the server's fuzz test)."""
+    logits = np.array([1.0e37, 30.0, -1.0, 29.0], np.float32)
+    s = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=1, min_p=0, repeat_penalty=0.01, seed=0))
+    _, probs = s.candidates(s.apply_repeat_penalty(logits, [0, 1]))
+    assert np.isfinite(probs).all() and probs.sum() == pytest.approx(1.0)
+    assert s.sample(logits, [0, 1]) == 0
+
+
 @pytest.mark.parametrize("kwargs", [dict(temperature=-1), dict(top_p=0), dict(min_p=1.0), dict(top_k=-2),
-                                    dict(repeat_penalty=0)])
+                                    dict(repeat_penalty=0), dict(repeat_penalty=1e-53)])
 def test_bad_sampling_options_are_refused(kwargs):
     with pytest.raises(InvalidRequestError):
         SamplingParams(**kwargs)

@@ -9,6 +9,11 @@ import numpy as np
 from ..errors import InvalidRequestError
 
 
+# Dividing a logit by a smaller penalty can overflow to inf, and inf - inf is
+# NaN when the softmax subtracts the largest score.
+MIN_REPEAT_PENALTY = 0.01
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.8
@@ -25,7 +30,7 @@ class SamplingParams:
             (self.top_k >= 0, "top_k must be >= 0 (0 means no limit)"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (0 <= self.min_p < 1, "min_p must be in [0, 1)"),
-            (self.repeat_penalty > 0, "repeat_penalty must be > 0 (1 means off)"),
+            (self.repeat_penalty >= MIN_REPEAT_PENALTY, f"repeat_penalty must be >= {MIN_REPEAT_PENALTY} (1 means off)"),
             (self.repeat_last_n >= 0, "repeat_last_n must be >= 0"),
         ]
         for ok, message in checks:
@@ -46,7 +51,7 @@ class Sampler:
         p = self.params
         if p.repeat_penalty == 1.0 or p.repeat_last_n == 0 or not history:
             return logits
-        logits = logits.copy()
+        logits = logits.astype(np.float64)  # a copy, with room for penalised values
         recent = np.unique(np.asarray(history[-p.repeat_last_n:], dtype=np.int64))
         vals = logits[recent]
         logits[recent] = np.where(vals > 0, vals / p.repeat_penalty, vals * p.repeat_penalty)

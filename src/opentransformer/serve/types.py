@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..llm.sampling import MIN_REPEAT_PENALTY
+
 MAX_TEXT = 1_000_000  # characters in one prompt or message
 MAX_TOKENS = 1_000_000
 MAX_STOPS = 16
@@ -36,7 +38,7 @@ class _Sampling(_Request):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0, le=1000, description="0: no limit (llama.cpp extension)")
     min_p: float = Field(0.0, ge=0.0, lt=1.0, description="llama.cpp extension")
-    repeat_penalty: float = Field(1.0, gt=0.0, le=10.0, description="llama.cpp extension")
+    repeat_penalty: float = Field(1.0, ge=MIN_REPEAT_PENALTY, le=10.0, description="llama.cpp extension")
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
