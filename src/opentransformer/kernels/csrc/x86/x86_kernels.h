@@ -490,39 +490,46 @@ OT_INLINE void gq_kern(int64_t nb, const struct gq_block *pw, const uint8_t *x, 
     }
 
 OT_INLINE void gq_strip(int64_t nb, const struct gq_block *pw, const uint8_t *x, size_t xs,
-                        const struct ot_xblock *xb, int64_t xbs, float *y, int64_t ldy, __mmask16 lanes, int nc,
-                        const int FMT) {
-#define GQ_CALL(NC) gq_kern(nb, pw, x, xs, xb, xbs, y, ldy, lanes, NC, FMT)
+                        const struct ot_xblock *xb, float *y, int64_t ldy, __mmask16 lanes, int nc, const int FMT) {
+#define GQ_CALL(NC) gq_kern(nb, pw, x, xs, xb, nb, y, ldy, lanes, NC, FMT)
     GQ_BY_NC(nc, GQ_CALL)
 #undef GQ_CALL
 }
 
-/* A unit of up to OT_UNIT_ROWS weight rows: packed once (on the stack, as the
- * wide tiles' prepared blocks are), then every activation row, GQ_NC at a
- * time, against each of its panels. Fewer than GQ_MIN_ROWS rows: the tile. */
-#define GEMM_Q_ENTRY(name, fmt)                                                                             \
-    static void name##_xblock(const uint8_t *x, struct ot_xblock *xb, int64_t k) { gq_xblock(x, xb, k, fmt); } \
+/* The body of a GEMM entry: a unit of up to OT_UNIT_ROWS weight rows packed
+ * once into panels of BLOCK (on the stack, as the wide tiles' prepared blocks
+ * are), then every activation row, GQ_NC at a time, against each panel.
+ * PACK and STRIP are the format's packer and kernel, QB its block size. */
+#define GEMM_UNIT(BLOCK, QB, PACK, STRIP, FMT)                                                                    \
+    do {                                                                                                          \
+        const int64_t nb = k / (QB);                                                                              \
+        const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                        \
+        BLOCK *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(BLOCK), 512);                        \
+        prefetch_rows(w, (size_t)nw * ws);                                                                        \
+        for (int p = 0; p < npanel; p++)                                                                          \
+            PACK(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb, FMT);                             \
+        for (int64_t c = 0; c < m; c += GQ_NC) {                                                                  \
+            const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                                  \
+            for (int p = 0; p < npanel; p++) {                                                                    \
+                const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;                     \
+                STRIP(nb, pw + p * nb, x + c * xs, xs, xb ? xb + c * nb : NULL, y + c * ldy + p * GQ_LANES, ldy,  \
+                      (__mmask16)((1u << rows) - 1), nc, FMT);                                                    \
+            }                                                                                                     \
+        }                                                                                                         \
+    } while (0)
+
+/* The entry of a weight type: fewer than GQ_MIN_ROWS rows take the tile. */
+#define GEMM_Q_ENTRY(name, BLOCK, QB, PACK, STRIP, fmt)                                                     \
     static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
                               const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {               \
-        if (m < GQ_MIN_ROWS) {                                                                                    \
+        if (m < GQ_MIN_ROWS) {                                                                              \
             name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                               \
             return;                                                                                         \
         }                                                                                                   \
-        const int64_t nb = k / QK;                                                                          \
-        const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                  \
-        struct gq_block *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(struct gq_block), 512); \
-        prefetch_rows(w, (size_t)nw * ws);                                                                  \
-        for (int p = 0; p < npanel; p++)                                                                    \
-            gq_pack(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb, fmt);                    \
-        for (int64_t c = 0; c < m; c += GQ_NC) {                                                            \
-            const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                            \
-            for (int p = 0; p < npanel; p++) {                                                              \
-                const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;               \
-                gq_strip(nb, pw + p * nb, x + c * xs, xs, xb + c * nb, nb, y + c * ldy + p * GQ_LANES, ldy, \
-                         (__mmask16)((1u << rows) - 1), nc, fmt);                                           \
-            }                                                                                               \
-        }                                                                                                   \
+        GEMM_UNIT(BLOCK, QB, PACK, STRIP, fmt);                                                             \
     }
+#define GQ_XBLOCK(name, fmt) \
+    static void name##_xblock(const uint8_t *x, struct ot_xblock *xb, int64_t k) { gq_xblock(x, xb, k, fmt); }
 #endif
 
 OT_INLINE void q4_0_kern(KERNEL_ARGS, const int NR, const int NC) { block32_kern(k, w, ws, x, xs, y, ldy, NR, NC, B32_Q4_0); }
@@ -744,9 +751,12 @@ TILE_ENTRY(q8_0_narrow, 1)
 TILE_ENTRY_B32(q4_0, B32_Q4_0)
 TILE_ENTRY_B32(q4_1, B32_Q4_1)
 TILE_ENTRY_B32(q8_0, B32_Q8_0)
-GEMM_Q_ENTRY(q4_0, B32_Q4_0)
-GEMM_Q_ENTRY(q4_1, B32_Q4_1)
-GEMM_Q_ENTRY(q8_0, B32_Q8_0)
+GQ_XBLOCK(q4_0, B32_Q4_0)
+GQ_XBLOCK(q4_1, B32_Q4_1)
+GQ_XBLOCK(q8_0, B32_Q8_0)
+GEMM_Q_ENTRY(q4_0, struct gq_block, QK, gq_pack, gq_strip, B32_Q4_0)
+GEMM_Q_ENTRY(q4_1, struct gq_block, QK, gq_pack, gq_strip, B32_Q4_1)
+GEMM_Q_ENTRY(q8_0, struct gq_block, QK, gq_pack, gq_strip, B32_Q8_0)
 #else
 TILE_ENTRY(q4_0, 1)
 TILE_ENTRY(q4_1, 1)
@@ -763,99 +773,17 @@ TILE_ENTRY(bf16, 2)
  * blocks: 16 weight rows in lanes, repacked once per call, activations
  * broadcast from their Q8_K blocks. A super-block's sub-block sums are
  * scaled in integers (one vpmulld per sub-block and 16 outputs) and
- * totalled exactly, then meet the float scales once, as in the tiles. */
-struct gk_q4_K {
-    __m512i q[8][8]; /* sub-block l, byte group j */
-    __m512i sc[8];   /* scale of sub-block l, int32 */
-    __m512i mn[8];   /* min of sub-block l twice, as int16 pairs: meets the two 16-element sums */
+ * totalled exactly, then meet the float scales once, as in the tiles.
+ * Q4_K has 8 sub-blocks of 32 elements, Q6_K 16 of 16. */
+enum { GK_Q4_K, GK_Q6_K };
+
+struct gk_block {
+    __m512i q[64];   /* byte group g of the super-block (elements 4g .. 4g + 3) */
+    __m512i sc[16];  /* scale of sub-block s, int32 */
+    __m512i corr[8]; /* int16 pairs meeting the activation's 16-element sums 2p and 2p + 1: Q4_K the min
+                        of sub-block p twice, Q6_K 32 times scales 2p and 2p + 1 (the -32 offset) */
     __m512 d, dmin;
 };
-
-struct gk_q6_K {
-    __m512i q[16][4]; /* 16-element group g, byte group j */
-    __m512i sc[16];   /* scale of group g, int32 */
-    __m512i scp[8];   /* scales 2p and 2p + 1 as int16 pairs: meet the groups' sums for the -32 offset */
-    __m512 d;
-};
-
-/* The 16 rows' quants (v[r][l]: 32 elements l of row r) into lanes: byte
- * group j of chunk l lands in out[8 l + j]. */
-OT_INLINE void gk_lanes(__m256i v[GQ_LANES][8], __m512i *out) {
-    for (int l = 0; l < 8; l++) {
-        __m256i u[GQ_LANES];
-        for (int r = 0; r < GQ_LANES; r++)
-            u[r] = v[r][l];
-        lanes16(u, out + 8 * l);
-    }
-}
-
-OT_INLINE void gk_pack_q4_K(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gk_q4_K *out) {
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i q[GQ_LANES][8];
-        int32_t sc[8][GQ_LANES];
-        int16_t mn[8][2 * GQ_LANES];
-        float d[GQ_LANES], dmin[GQ_LANES];
-        memset(sc, 0, sizeof sc);
-        memset(mn, 0, sizeof mn);
-        for (int r = 0; r < GQ_LANES; r++) {
-            d[r] = dmin[r] = 0.0f;
-            if (r >= nw) {
-                for (int l = 0; l < 8; l++)
-                    q[r][l] = _mm256_setzero_si256();
-                continue;
-            }
-            const block_q4_K *a = (const block_q4_K *)(w + r * ws) + i;
-            q4_K_quants(a, q[r]);
-            for (int l = 0; l < 8; l++) {
-                uint8_t s6, m6;
-                ot_q4k_scale_min(a->scales, l, &s6, &m6);
-                sc[l][r] = s6;
-                mn[l][2 * r] = mn[l][2 * r + 1] = m6;
-            }
-            d[r] = half(a->d);
-            dmin[r] = half(a->dmin);
-        }
-        gk_lanes(q, &out[i].q[0][0]);
-        for (int l = 0; l < 8; l++) {
-            out[i].sc[l] = _mm512_loadu_si512(sc[l]);
-            out[i].mn[l] = _mm512_loadu_si512(mn[l]);
-        }
-        out[i].d = _mm512_loadu_ps(d);
-        out[i].dmin = _mm512_loadu_ps(dmin);
-    }
-}
-
-OT_INLINE void gk_pack_q6_K(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gk_q6_K *out) {
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i q[GQ_LANES][8];
-        int32_t sc[16][GQ_LANES];
-        int16_t scp[8][2 * GQ_LANES];
-        float d[GQ_LANES];
-        memset(sc, 0, sizeof sc);
-        memset(scp, 0, sizeof scp);
-        for (int r = 0; r < GQ_LANES; r++) {
-            d[r] = 0.0f;
-            if (r >= nw) {
-                for (int l = 0; l < 8; l++)
-                    q[r][l] = _mm256_setzero_si256();
-                continue;
-            }
-            const block_q6_K *a = (const block_q6_K *)(w + r * ws) + i;
-            q6_K_quants(a, q[r]);
-            for (int g = 0; g < 16; g++) {
-                sc[g][r] = a->scales[g];
-                scp[g / 2][2 * r + g % 2] = a->scales[g];
-            }
-            d[r] = half(a->d);
-        }
-        gk_lanes(q, &out[i].q[0][0]); /* chunk l holds groups 2l and 2l + 1 */
-        for (int g = 0; g < 16; g++)
-            out[i].sc[g] = _mm512_loadu_si512(sc[g]);
-        for (int p = 0; p < 8; p++)
-            out[i].scp[p] = _mm512_loadu_si512(scp[p]);
-        out[i].d = _mm512_loadu_ps(d);
-    }
-}
 
 OT_INLINE __m512i bcast32(const void *p) {
     int32_t v;
@@ -863,118 +791,113 @@ OT_INLINE __m512i bcast32(const void *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* NC activation rows (Q8_K, xs apart) against one packed Q4_K panel. */
-OT_INLINE void gk_kern_q4_K(int64_t nb, const struct gk_q4_K *pw, const uint8_t *x, size_t xs, float *y,
-                            int64_t ldy, __mmask16 lanes, const int NC) {
-    __m512 acc[GQ_NC];
-    for (int c = 0; c < NC; c++)
-        acc[c] = _mm512_setzero_ps();
+/* Rows [0, nw) of w (nw <= 16; absent rows are zero) as nb packed super-blocks. */
+OT_INLINE void gk_pack(const uint8_t *w, size_t ws, int nw, int64_t nb, struct gk_block *out, const int FMT) {
     for (int64_t i = 0; i < nb; i++) {
-        const struct gk_q4_K *b = &pw[i];
-        const block_q8_K *xb[GQ_NC];
-        __m512i tot[GQ_NC], msum[GQ_NC];
-        for (int c = 0; c < NC; c++) {
-            xb[c] = (const block_q8_K *)(x + c * xs) + i;
-            tot[c] = msum[c] = _mm512_setzero_si512();
+        __m256i q[GQ_LANES][8];
+        int32_t sc[16][GQ_LANES];
+        int16_t corr[8][2 * GQ_LANES];
+        float d[GQ_LANES], dmin[GQ_LANES];
+        memset(sc, 0, sizeof sc);
+        memset(corr, 0, sizeof corr);
+        for (int r = 0; r < GQ_LANES; r++) {
+            d[r] = dmin[r] = 0.0f;
+            for (int l = 0; l < 8; l++)
+                q[r][l] = _mm256_setzero_si256();
+            if (r >= nw)
+                continue;
+            if (FMT == GK_Q4_K) {
+                const block_q4_K *a = (const block_q4_K *)(w + r * ws) + i;
+                q4_K_quants(a, q[r]);
+                for (int l = 0; l < 8; l++) {
+                    uint8_t s6, m6;
+                    ot_q4k_scale_min(a->scales, l, &s6, &m6);
+                    sc[l][r] = s6;
+                    corr[l][2 * r] = corr[l][2 * r + 1] = m6;
+                }
+                d[r] = half(a->d);
+                dmin[r] = half(a->dmin);
+            } else {
+                const block_q6_K *a = (const block_q6_K *)(w + r * ws) + i;
+                q6_K_quants(a, q[r]);
+                for (int g = 0; g < 16; g++) {
+                    sc[g][r] = a->scales[g];
+                    corr[g / 2][2 * r + g % 2] = (int16_t)(32 * a->scales[g]);
+                }
+                d[r] = half(a->d);
+            }
         }
+        /* chunk l of 32 elements -> byte groups 8l .. 8l + 7 */
         for (int l = 0; l < 8; l++) {
-            __m512i sub[GQ_NC];
-            for (int c = 0; c < NC; c++)
-                sub[c] = _mm512_setzero_si512();
-            for (int j = 0; j < 8; j++) {
-                const __m512i q = _mm512_load_si512(&b->q[l][j]);
-                for (int c = 0; c < NC; c++)
-                    sub[c] = _mm512_dpbusd_epi32(sub[c], q, bcast32(xb[c]->qs + 32 * l + 4 * j));
-            }
-            const __m512i sc = _mm512_load_si512(&b->sc[l]), mn = _mm512_load_si512(&b->mn[l]);
-            for (int c = 0; c < NC; c++) {
-                tot[c] = _mm512_add_epi32(tot[c], _mm512_mullo_epi32(sub[c], sc));
-                msum[c] = _mm512_dpwssd_epi32(msum[c], mn, bcast32(xb[c]->bsums + 2 * l));
-            }
+            __m256i u[GQ_LANES];
+            for (int r = 0; r < GQ_LANES; r++)
+                u[r] = q[r][l];
+            lanes16(u, out[i].q + 8 * l);
         }
-        for (int c = 0; c < NC; c++) {
-            const __m512 dx = _mm512_set1_ps(xb[c]->d);
-            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(b->d, dx), _mm512_cvtepi32_ps(tot[c]), acc[c]);
-            acc[c] = _mm512_fnmadd_ps(_mm512_mul_ps(b->dmin, dx), _mm512_cvtepi32_ps(msum[c]), acc[c]);
-        }
+        for (int g = 0; g < 16; g++)
+            out[i].sc[g] = _mm512_loadu_si512(sc[g]);
+        for (int p = 0; p < 8; p++)
+            out[i].corr[p] = _mm512_loadu_si512(corr[p]);
+        out[i].d = _mm512_loadu_ps(d);
+        out[i].dmin = _mm512_loadu_ps(dmin);
     }
-    for (int c = 0; c < NC; c++)
-        _mm512_mask_storeu_ps(y + c * ldy, lanes, acc[c]);
 }
 
-/* NC activation rows (Q8_K, xs apart) against one packed Q6_K panel. */
-OT_INLINE void gk_kern_q6_K(int64_t nb, const struct gk_q6_K *pw, const uint8_t *x, size_t xs, float *y,
-                            int64_t ldy, __mmask16 lanes, const int NC) {
+/* NC activation rows (Q8_K, xs apart) against one packed panel. */
+OT_INLINE void gk_kern(int64_t nb, const struct gk_block *pw, const uint8_t *x, size_t xs, float *y, int64_t ldy,
+                       __mmask16 lanes, const int NC, const int FMT) {
+    const int subs = FMT == GK_Q4_K ? 8 : 16, groups = 64 / subs;
     __m512 acc[GQ_NC];
     for (int c = 0; c < NC; c++)
         acc[c] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const struct gk_q6_K *b = &pw[i];
+        const struct gk_block *b = &pw[i];
         const block_q8_K *xb[GQ_NC];
-        __m512i tot[GQ_NC], off[GQ_NC];
+        __m512i tot[GQ_NC], corr[GQ_NC];
         for (int c = 0; c < NC; c++) {
             xb[c] = (const block_q8_K *)(x + c * xs) + i;
-            tot[c] = off[c] = _mm512_setzero_si512();
+            tot[c] = corr[c] = _mm512_setzero_si512();
         }
-        for (int g = 0; g < 16; g++) {
+        for (int s = 0; s < subs; s++) {
             __m512i sub[GQ_NC];
             for (int c = 0; c < NC; c++)
                 sub[c] = _mm512_setzero_si512();
-            for (int j = 0; j < 4; j++) {
-                const __m512i q = _mm512_load_si512(&b->q[g][j]);
+            for (int j = s * groups; j < (s + 1) * groups; j++) {
+                const __m512i q = _mm512_load_si512(&b->q[j]);
                 for (int c = 0; c < NC; c++)
-                    sub[c] = _mm512_dpbusd_epi32(sub[c], q, bcast32(xb[c]->qs + 16 * g + 4 * j));
+                    sub[c] = _mm512_dpbusd_epi32(sub[c], q, bcast32(xb[c]->qs + 4 * j));
             }
-            const __m512i sc = _mm512_load_si512(&b->sc[g]);
+            const __m512i sc = _mm512_load_si512(&b->sc[s]);
             for (int c = 0; c < NC; c++)
                 tot[c] = _mm512_add_epi32(tot[c], _mm512_mullo_epi32(sub[c], sc));
         }
         for (int c = 0; c < NC; c++) {
             for (int p = 0; p < 8; p++)
-                off[c] = _mm512_dpwssd_epi32(off[c], _mm512_load_si512(&b->scp[p]), bcast32(xb[c]->bsums + 2 * p));
-            const __m512i isum = _mm512_sub_epi32(tot[c], _mm512_slli_epi32(off[c], 5));
-            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(b->d, _mm512_set1_ps(xb[c]->d)), _mm512_cvtepi32_ps(isum), acc[c]);
+                corr[c] = _mm512_dpwssd_epi32(corr[c], _mm512_load_si512(&b->corr[p]), bcast32(xb[c]->bsums + 2 * p));
+            const __m512 dx = _mm512_set1_ps(xb[c]->d);
+            if (FMT == GK_Q4_K) {
+                acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(b->d, dx), _mm512_cvtepi32_ps(tot[c]), acc[c]);
+                acc[c] = _mm512_fnmadd_ps(_mm512_mul_ps(b->dmin, dx), _mm512_cvtepi32_ps(corr[c]), acc[c]);
+            } else {
+                const __m512i isum = _mm512_sub_epi32(tot[c], corr[c]);
+                acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(b->d, dx), _mm512_cvtepi32_ps(isum), acc[c]);
+            }
         }
     }
     for (int c = 0; c < NC; c++)
         _mm512_mask_storeu_ps(y + c * ldy, lanes, acc[c]);
 }
 
-#define GK_STRIP(name)                                                                                   \
-    OT_INLINE void gk_strip_##name(int64_t nb, const struct gk_##name *pw, const uint8_t *x, size_t xs, float *y, \
-                                   int64_t ldy, __mmask16 lanes, int nc) {                                    \
-        GQ_BY_NC(nc, GK_CALL_##name)                                                                          \
-    }
-#define GK_CALL_q4_K(NC) gk_kern_q4_K(nb, pw, x, xs, y, ldy, lanes, NC)
-#define GK_CALL_q6_K(NC) gk_kern_q6_K(nb, pw, x, xs, y, ldy, lanes, NC)
-GK_STRIP(q4_K)
-GK_STRIP(q6_K)
+OT_INLINE void gk_strip(int64_t nb, const struct gk_block *pw, const uint8_t *x, size_t xs,
+                        const struct ot_xblock *xb, float *y, int64_t ldy, __mmask16 lanes, int nc, const int FMT) {
+    (void)xb; /* the sums a K-quant needs are in its Q8_K blocks */
+#define GK_CALL(NC) gk_kern(nb, pw, x, xs, y, ldy, lanes, NC, FMT)
+    GQ_BY_NC(nc, GK_CALL)
+#undef GK_CALL
+}
 
-#define GEMM_K_ENTRY(name)                                                                                  \
-    static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
-                              const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {               \
-        (void)xb;                                                                                           \
-        if (m < GQ_MIN_ROWS) {                                                                                    \
-            name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                               \
-            return;                                                                                         \
-        }                                                                                                   \
-        const int64_t nb = k / QK_K;                                                                        \
-        const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;                                                  \
-        struct gk_##name *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(*pw), 512);         \
-        prefetch_rows(w, (size_t)nw * ws);                                                                  \
-        for (int p = 0; p < npanel; p++)                                                                    \
-            gk_pack_##name(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb);                  \
-        for (int64_t c = 0; c < m; c += GQ_NC) {                                                            \
-            const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);                                            \
-            for (int p = 0; p < npanel; p++) {                                                              \
-                const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;               \
-                gk_strip_##name(nb, pw + p * nb, x + c * xs, xs, y + c * ldy + p * GQ_LANES, ldy,           \
-                                (__mmask16)((1u << rows) - 1), nc);                                         \
-            }                                                                                               \
-        }                                                                                                   \
-    }
-GEMM_K_ENTRY(q4_K)
-GEMM_K_ENTRY(q6_K)
+GEMM_Q_ENTRY(q4_K, struct gk_block, QK_K, gk_pack, gk_strip, GK_Q4_K)
+GEMM_Q_ENTRY(q6_K, struct gk_block, QK_K, gk_pack, gk_strip, GK_Q6_K)
 
 /* --- Q8_0 weights against 16-bit activations (block_q16), for prompts:
  * vpdpwssd on int16 pairs, the weights sign-extended once per call into
@@ -987,7 +910,8 @@ struct ga16_block {
     __m512 d;
 };
 
-OT_INLINE void ga16_pack(const uint8_t *w, size_t ws, int nw, int64_t nb, struct ga16_block *out) {
+OT_INLINE void ga16_pack(const uint8_t *w, size_t ws, int nw, int64_t nb, struct ga16_block *out, int unused) {
+    (void)unused;
     for (int64_t i = 0; i < nb; i++) {
         __m256i lo[GQ_LANES], hi[GQ_LANES];
         float d[GQ_LANES];
@@ -1033,30 +957,19 @@ OT_INLINE void ga16_kern(int64_t nb, const struct ga16_block *pw, const uint8_t 
         _mm512_mask_storeu_ps(y + c * ldy, lanes, acc[c]);
 }
 
-OT_INLINE void ga16_strip(int64_t nb, const struct ga16_block *pw, const uint8_t *x, size_t xs, float *y,
-                          int64_t ldy, __mmask16 lanes, int nc) {
+OT_INLINE void ga16_strip(int64_t nb, const struct ga16_block *pw, const uint8_t *x, size_t xs,
+                          const struct ot_xblock *xb, float *y, int64_t ldy, __mmask16 lanes, int nc, int unused) {
+    (void)xb;
+    (void)unused;
 #define GA16_CALL(NC) ga16_kern(nb, pw, x, xs, y, ldy, lanes, NC)
     GQ_BY_NC(nc, GA16_CALL)
 #undef GA16_CALL
 }
 
+/* Prompts only (at least OT_PREFILL_ROWS rows), so no tile below it. */
 static void q8_0_a16_gemm(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,
                           const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {
-    (void)xb;
-    const int64_t nb = k / QK;
-    const int npanel = (nw + GQ_LANES - 1) / GQ_LANES;
-    struct ga16_block *pw = __builtin_alloca_with_align((size_t)npanel * nb * sizeof(*pw), 512);
-    prefetch_rows(w, (size_t)nw * ws);
-    for (int p = 0; p < npanel; p++)
-        ga16_pack(w + p * GQ_LANES * ws, ws, nw - p * GQ_LANES, nb, pw + p * nb);
-    for (int64_t c = 0; c < m; c += GQ_NC) {
-        const int nc = (int)(m - c < GQ_NC ? m - c : GQ_NC);
-        for (int p = 0; p < npanel; p++) {
-            const int rows = nw - p * GQ_LANES < GQ_LANES ? nw - p * GQ_LANES : GQ_LANES;
-            ga16_strip(nb, pw + p * nb, x + c * xs, xs, y + c * ldy + p * GQ_LANES, ldy,
-                       (__mmask16)((1u << rows) - 1), nc);
-        }
-    }
+    GEMM_UNIT(struct ga16_block, QK, ga16_pack, ga16_strip, 0);
 }
 
 /* d = max|x| / 32767 per block, q = x * (1 / d) rounded to nearest even. */
