@@ -37,61 +37,30 @@ size_t ot_row_bytes(int type, int64_t n) {
 
 int ot_activation_type(int weight_type) { return info(weight_type).act; }
 
-/* Row-wise conversions (dequantize or quantize) over a range of rows. */
-struct rows_ctx {
-    ot_row_fn dequantize; /* one of the two */
-    ot_quant_fn quantize;
+struct dequant_ctx {
+    ot_row_fn dequantize;
     const uint8_t *src;
-    uint8_t *dst;
-    size_t src_stride, dst_stride;
+    float *dst;
+    size_t src_stride;
     int64_t n;
 };
 
-static void rows_range(void *p, int64_t begin, int64_t end) {
-    const struct rows_ctx *c = p;
+static void dequant_range(void *p, int64_t begin, int64_t end) {
+    const struct dequant_ctx *c = p;
     for (int64_t r = begin; r < end; r++)
-        if (c->dequantize)
-            c->dequantize(c->src + r * c->src_stride, (float *)(c->dst + r * c->dst_stride), c->n);
-        else
-            c->quantize((const float *)(c->src + r * c->src_stride), c->dst + r * c->dst_stride, c->n);
+        c->dequantize(c->src + r * c->src_stride, c->dst + r * c->n, c->n);
 }
 
 void ot_dequantize(int type, const void *src, int64_t nrows, int64_t n, float *dst) {
     const struct type_info t = info(type);
     if (!t.weight || n % t.blck)
         return;
-    struct rows_ctx c = {ot_active()->dequantize[type], NULL, src,
-                         (uint8_t *)dst, ot_row_bytes(type, n), (size_t)n * sizeof(float), n};
-    ot_parallel_for(nrows, nrows * n, rows_range, &c);
+    struct dequant_ctx c = {ot_active()->dequantize[type], src, dst, ot_row_bytes(type, n), n};
+    ot_parallel_for(nrows, nrows * n, dequant_range, &c);
 }
 
-void ot_quantize_activations(int act_type, const float *x, int64_t nrows, int64_t n, void *dst) {
-    const struct type_info t = info(act_type);
-    const ot_quant_fn f = t.blck ? ot_active()->quantize[act_type] : NULL;
-    if (!f || n % t.blck)
-        return;
-    struct rows_ctx c = {NULL, f, (const uint8_t *)x, dst,
-                         (size_t)n * sizeof(float), ot_row_bytes(act_type, n), n};
-    ot_parallel_for(nrows, nrows * n, rows_range, &c);
-}
-
-/* Scratch of a product: the quantized activation rows, then each row's
- * blocks as GEMM kernels read them (ot_xblock). */
-static size_t xblocks_offset(int act, int64_t m, int64_t k) {
-    const size_t q = (size_t)m * ot_row_bytes(act, k);
-    return (q + 63) / 64 * 64;
-}
-
-size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
-    const int act = info(type).act;
-    if (act < 0)
-        return 0;
-    const size_t blocks = (size_t)m * (size_t)(k / info(act).blck);
-    const size_t bytes = xblocks_offset(act, m, k) + blocks * sizeof(struct ot_xblock);
-    const size_t a16 = (size_t)m * (size_t)(k / QK) * sizeof(block_q16);
-    return type == OT_Q8_0 && a16 > bytes ? a16 : bytes;
-}
-
+/* Activation rows quantized, and where a GEMM kernel wants them, each row's
+ * blocks described as it reads them (ot_xblock). */
 struct act_ctx {
     ot_quant_fn quantize;
     ot_xblock_fn xblock; /* NULL when the weight type's GEMM has none */
@@ -109,6 +78,32 @@ static void act_range(void *p, int64_t r0, int64_t r1) {
         if (c->xblock)
             c->xblock(c->q + r * c->qs, c->xb + r * c->nb, c->k);
     }
+}
+
+void ot_quantize_activations(int act_type, const float *x, int64_t nrows, int64_t n, void *dst) {
+    const struct type_info t = info(act_type);
+    const ot_quant_fn f = t.blck ? ot_active()->quantize[act_type] : NULL;
+    if (!f || n % t.blck)
+        return;
+    struct act_ctx c = {f, NULL, x, dst, NULL, ot_row_bytes(act_type, n), n, n / t.blck};
+    ot_parallel_for(nrows, nrows * n, act_range, &c);
+}
+
+/* Scratch of a product: the quantized activation rows, then each row's
+ * blocks as GEMM kernels read them (ot_xblock). */
+static size_t xblocks_offset(int act, int64_t m, int64_t k) {
+    const size_t q = (size_t)m * ot_row_bytes(act, k);
+    return (q + 63) / 64 * 64;
+}
+
+size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
+    const int act = info(type).act;
+    if (act < 0)
+        return 0;
+    const size_t blocks = (size_t)m * (size_t)(k / info(act).blck);
+    const size_t bytes = xblocks_offset(act, m, k) + blocks * sizeof(struct ot_xblock);
+    const size_t a16 = (size_t)m * (size_t)(k / QK) * sizeof(block_q16);
+    return type == OT_Q8_0 && a16 > bytes ? a16 : bytes;
 }
 
 /* A product of at most OT_SHORT_ROWS activation rows and fewer than
