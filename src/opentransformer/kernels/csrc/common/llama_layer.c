@@ -70,7 +70,8 @@ size_t ot_llama_wpack_floats(int64_t n, int64_t k) {
  * them). A prompt's projections run as GEMMs: 8-bit ones where the ISA has
  * them; Q8_0 with 16-bit activations, since rounding them to 8 bits as well
  * moves a q8_0 file's logits 2.6% from float32 on the parity model, past the
- * 2% we promise (llama.cpp itself: 2.59%); otherwise float32 panels. */
+ * 2% we promise (llama.cpp itself: 2.59%, benchmarks/results/llamacpp_compat_2026-11-25.json);
+ * otherwise float32 panels. */
 static void project_all(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
                         const struct ot_llama_buffers *b) {
     const struct ot_kernels *kt = ot_active();
