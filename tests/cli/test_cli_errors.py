@@ -115,3 +115,11 @@ def test_tiny_model_runs(tmp_path):
     path = write_tiny_llama(tmp_path / "ok.gguf")
     proc = run_cli("generate", "--model", str(path), "--prompt", "ab", "-n", "4", "--temperature", "0")
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--repeat-penalty", "0.001", "repeat_penalty must be >= 0.01"),
+    ("--top-p", "0", "top_p must be in (0, 1]"),
+])
+def test_out_of_range_sampling_option(option, value, message):
+    assert_clean_error(run_cli("generate", "--prompt", "Hi", "-n", "2", option, value), message)

@@ -39,6 +39,7 @@ def test_api_key_required(live):
 @pytest.mark.parametrize("change, param", [
     ({"temperature": 5}, "temperature"),
     ({"top_p": 0}, "top_p"),
+    ({"repeat_penalty": 1e-53}, "repeat_penalty"),
     ({"max_tokens": -1}, "max_tokens"),
     ({"top_logprobs": 50}, "top_logprobs"),
     ({"presence_penalty": 3}, "presence_penalty"),
