@@ -17,7 +17,7 @@ from opentransformer.kernels import ops, reference
 from helpers.kernel_checks import assert_close, poisoned
 from helpers.quant_weights import BLOCK, WEIGHT_TYPES, random_weight
 
-SHAPES = [(1, 1), (3, 2), (17, 5), (67, 33), (67, 1)]  # (n, m)
+SHAPES = [(1, 1), (3, 2), (17, 5), (67, 33), (67, 1), (48, 2), (35, 3)]  # (n, m)
 BLOCKS = [1, 3, 8]  # k in blocks: 32, 96, 256 (Q4_K/Q6_K: 256, 768, 2048)
 
 

@@ -4,7 +4,9 @@
  * block wide, which keeps the block math simple, and on cores that split
  * 512-bit operations in two (Zen 4) they run at the same rate. The AVX-512
  * builds gain 32 vector registers (bigger register tiles) and, with VNNI,
- * vpdpbusd in place of the maddubs/madd pair.
+ * vpdpbusd in place of the maddubs/madd pair; there the 32-element block
+ * formats also get 512-bit kernels (two rows per vector for decode steps,
+ * sixteen-row panels for prompts).
  *
  * A tile kernel computes NR weight rows x NC activation rows with NR * NC
  * float accumulators; it is inlined with constant NR and NC so they live in
@@ -337,6 +339,103 @@ OT_INLINE void block32_wide_kern(int64_t nb, const uint8_t *w, size_t ws, const 
             for (int c = 0; c < 8; c++)
                 y[c * ldy + 2 * p + h] = out[2 * c + h];
     }
+}
+
+/* Sixteen weight rows against NC (1..4) activation rows, for decode steps.
+ * block32_kern reduces each block's eight partial sums to one lane through
+ * unpacks per group of four outputs and gathers scales row by row; here two
+ * rows share a 512-bit vector (Q8_0: [row a | row b]; nibbles: [a lo | b lo
+ * | a hi | b hi]), one vpdpbusd covers both, and the sixteen rows' partial
+ * sums meet in one tree of unpacks whose last level leaves the totals in
+ * the lane order red_order. The rows' scales come in that order from one
+ * gather. Each output sees block32_kern's float operations exactly (integer
+ * block sum with the offset seed, scale d_w * d_x, fma in block order, mins
+ * apart), so single rows and batches still agree bit for bit. */
+static const int32_t red_order[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
+
+OT_INLINE __m512i lanes_total16(const __m512i p[8], const int FMT) {
+    __m512i t[4], u[2];
+    for (int j = 0; j < 4; j++)
+        t[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2 * j], p[2 * j + 1]),
+                                _mm512_unpackhi_epi32(p[2 * j], p[2 * j + 1]));
+    for (int j = 0; j < 2; j++)
+        u[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * j], t[2 * j + 1]),
+                                _mm512_unpackhi_epi64(t[2 * j], t[2 * j + 1]));
+    /* 128-bit lanes of u: a row pair's halves sit in lanes 0,1 | 2,3 for
+     * Q8_0 and 0,2 | 1,3 for the nibble formats */
+    if (FMT == B32_Q8_0)
+        return _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                            _mm512_shuffle_i32x4(u[0], u[1], _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+/* Rows a and b of one block as unsigned bytes, laid out as lanes_total16
+ * expects. */
+OT_INLINE __m512i pair_quants(const uint8_t *a, const uint8_t *b, const int FMT) {
+    if (FMT == B32_Q8_0)
+        return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(load256(a + 2)), load256(b + 2), 1),
+                                _mm512_set1_epi8((char)0x80));
+    const size_t off = FMT == B32_Q4_1 ? 4 : 2;
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(a + off))),
+                                              _mm_loadu_si128((const __m128i *)(b + off)), 1);
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
+    return _mm512_and_si512(both, _mm512_set1_epi8(0xF));
+}
+
+OT_INLINE void block32_rows16_kern(KERNEL_ARGS, const int NC, const int FMT) {
+    const int64_t nb = k / QK;
+    const size_t wb = FMT == B32_Q4_0 ? sizeof(block_q4_0) : FMT == B32_Q4_1 ? sizeof(block_q4_1) : sizeof(block_q8_0);
+    const size_t xb = FMT == B32_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const size_t xoff = FMT == B32_Q4_1 ? 4 : 2;
+    const __m512i rows = _mm512_mullo_epi32(_mm512_loadu_si512(red_order), _mm512_set1_epi32((int)ws));
+    const __m512i offset = _mm512_set1_epi8(FMT == B32_Q4_0 ? 8 : (char)0x80);
+    __m512 acc[OT_MAXC], mins[OT_MAXC];
+    for (int c = 0; c < NC; c++)
+        acc[c] = mins[c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *wi = w + i * wb;
+        __m512i q[8];
+        for (int p = 0; p < 8; p++) {
+            const uint8_t *a = wi + 2 * p * ws;
+            /* sixteen streams are more than the hardware prefetchers follow:
+             * ask for the next sixteen rows' block, into L2 (into L1 it
+             * evicted this group's lines: 17 against 27-31 GB/s alone) */
+            _mm_prefetch((const char *)a + 16 * ws, _MM_HINT_T1);
+            _mm_prefetch((const char *)a + 17 * ws, _MM_HINT_T1);
+            q[p] = pair_quants(a, a + ws, FMT);
+        }
+        /* d (and m) of the sixteen rows, as the first dword of each block */
+        const __m512i head = _mm512_i32gather_epi32(rows, wi, 1);
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
+        const __m512 mw = FMT == B32_Q4_1 ? _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)))
+                                          : _mm512_setzero_ps();
+        for (int c = 0; c < NC; c++) {
+            const uint8_t *xi = x + c * xs + i * xb;
+            const __m256i xq = load256(xi + xoff);
+            /* Q8_0 pairs hold [a | b]: each half meets all 32 quants; the
+             * nibble formats hold [a lo | b lo | a hi | b hi] */
+            const __m512i xv = FMT == B32_Q8_0 ? _mm512_broadcast_i64x4(xq)
+                                               : _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3),
+                                                                          _mm512_castsi256_si512(xq));
+            /* unsigned u = w + o: sum w y = sum u y - o sum y, seeded where each part of y meets w */
+            const __m512i seed = FMT == B32_Q4_1 ? _mm512_setzero_si512()
+                                                 : _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, xv));
+            __m512i p[8];
+            for (int j = 0; j < 8; j++)
+                p[j] = _mm512_dpbusd_epi32(seed, q[j], xv);
+            uint16_t ds[2] = {0, 0};
+            memcpy(ds, xi, FMT == B32_Q4_1 ? 4 : 2);
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(half(ds[0])));
+            acc[c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(lanes_total16(p, FMT)), acc[c]);
+            if (FMT == B32_Q4_1)
+                mins[c] = _mm512_fmadd_ps(mw, _mm512_set1_ps(half(ds[1])), mins[c]);
+        }
+    }
+    const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15); /* red_order's inverse */
+    for (int c = 0; c < NC; c++)
+        _mm512_storeu_ps(y + c * ldy, _mm512_permutexvar_ps(order, _mm512_add_ps(acc[c], mins[c])));
 }
 
 /* The tile entry of a 32-element block format: eight activation rows at a
@@ -727,27 +826,38 @@ FLOAT_KERNEL(bf16)
     case 3: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, OT_MAXC > 2 ? 3 : 1); break; \
     default: name##_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, NR, OT_MAXC > 3 ? 4 : 1); break; \
     }
-#define TILE_ENTRY(name, min_nc4)                                                                           \
-    static void name##_tile(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
-                            int nx, float *y, int64_t ldy) {                                                \
-        for (int c = 0; c < nx; c += OT_MAXC) {                                                             \
-            const int nc = nx - c < OT_MAXC ? nx - c : OT_MAXC;                                             \
-            const uint8_t *xc = x + c * xs;                                                                 \
-            float *yc = y + c * ldy;                                                                        \
-            int r = 0;                                                                                      \
-            for (; nc >= min_nc4 && r + 4 <= nw; r += 4)                                                    \
-                KCALL(name, 4, nc)                                                                          \
-            for (; r < nw; r++)                                                                             \
-                KCALL(name, 1, nc)                                                                          \
-        }                                                                                                   \
+/* PRE may take rows first (r counts the rows done). */
+#define TILE_BODY(name, min_nc4, PRE)                                                                       \
+    for (int c = 0; c < nx; c += OT_MAXC) {                                                                 \
+        const int nc = nx - c < OT_MAXC ? nx - c : OT_MAXC;                                                 \
+        const uint8_t *xc = x + c * xs;                                                                     \
+        float *yc = y + c * ldy;                                                                            \
+        int r = 0;                                                                                          \
+        PRE;                                                                                                \
+        for (; nc >= min_nc4 && r + 4 <= nw; r += 4)                                                        \
+            KCALL(name, 4, nc)                                                                              \
+        for (; r < nw; r++)                                                                                 \
+            KCALL(name, 1, nc)                                                                              \
     }
+#define TILE_ARGS int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs, int nx, float *y, int64_t ldy
+#define TILE_ENTRY(name, min_nc4) \
+    static void name##_tile(TILE_ARGS) { TILE_BODY(name, min_nc4, (void)0) }
 #ifdef __AVX512VNNI__
-#define q4_0_narrow_kern q4_0_kern
-#define q4_1_narrow_kern q4_1_kern
-#define q8_0_narrow_kern q8_0_kern
-TILE_ENTRY(q4_0_narrow, 1)
-TILE_ENTRY(q4_1_narrow, 1)
-TILE_ENTRY(q8_0_narrow, 1)
+/* Fewer activation rows than the wide tiles take: sixteen weight rows at a
+ * time while they last (the gather's offsets are 32-bit). */
+#define ROWS16(fmt)                                                                                         \
+    for (; 16 * ws <= INT32_MAX && r + 16 <= nw; r += 16)                                                   \
+        switch (nc) {                                                                                       \
+        case 1: block32_rows16_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, 1, fmt); break;                 \
+        case 2: block32_rows16_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, 2, fmt); break;                 \
+        case 3: block32_rows16_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, 3, fmt); break;                 \
+        default: block32_rows16_kern(k, w + r * ws, ws, xc, xs, yc + r, ldy, 4, fmt); break;                \
+        }
+#define NARROW_ENTRY_B32(name, fmt) \
+    static void name##_narrow_tile(TILE_ARGS) { TILE_BODY(name, 1, ROWS16(fmt)) }
+NARROW_ENTRY_B32(q4_0, B32_Q4_0)
+NARROW_ENTRY_B32(q4_1, B32_Q4_1)
+NARROW_ENTRY_B32(q8_0, B32_Q8_0)
 TILE_ENTRY_B32(q4_0, B32_Q4_0)
 TILE_ENTRY_B32(q4_1, B32_Q4_1)
 TILE_ENTRY_B32(q8_0, B32_Q8_0)
