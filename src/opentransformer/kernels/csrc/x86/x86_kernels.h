@@ -479,8 +479,12 @@ OT_INLINE void block32_rows16_kern(KERNEL_ARGS, const int NC, const int FMT) {
 #define GQ_NC 8 /* activation rows per register tile */
 /* Fewer rows than this take the tiles: packing a unit costs about as much
  * as eight rows of products (measured on the 49152-row output head: 2.2-2.6
- * ms through the wide tiles at 8 rows against 2.8-3.0 packed). */
+ * ms through the wide tiles at 8 rows against 2.8-3.0 packed). Q4_K's
+ * single-row tiles are slower than the block formats' wide ones, so its
+ * GEMM pays from 8 rows (TinyLlama's shapes at 8 rows: 2.5-2.7 ms packed
+ * against 2.8-3.4 through the tiles; at 4 rows the tiles win). */
 #define GQ_MIN_ROWS 12
+#define GQ_MIN_ROWS_Q4_K 8
 
 struct gq_block {
     __m512i q[8];
@@ -617,11 +621,11 @@ OT_INLINE void gq_strip(int64_t nb, const struct gq_block *pw, const uint8_t *x,
         }                                                                                                         \
     } while (0)
 
-/* The entry of a weight type: fewer than GQ_MIN_ROWS rows take the tile. */
-#define GEMM_Q_ENTRY(name, BLOCK, QB, PACK, STRIP, fmt)                                                     \
+/* The entry of a weight type: fewer than min_rows rows take the tile. */
+#define GEMM_Q_ENTRY(name, BLOCK, QB, PACK, STRIP, fmt, min_rows)                                           \
     static void name##_gemm_q(int64_t k, const uint8_t *w, size_t ws, int nw, const uint8_t *x, size_t xs,  \
                               const struct ot_xblock *xb, int64_t m, float *y, int64_t ldy) {               \
-        if (m < GQ_MIN_ROWS) {                                                                              \
+        if (m < (min_rows)) {                                                                               \
             name##_tile(k, w, ws, nw, x, xs, (int)m, y, ldy);                                               \
             return;                                                                                         \
         }                                                                                                   \
@@ -867,9 +871,9 @@ TILE_ENTRY_B32(q8_0, B32_Q8_0)
 GQ_XBLOCK(q4_0, B32_Q4_0)
 GQ_XBLOCK(q4_1, B32_Q4_1)
 GQ_XBLOCK(q8_0, B32_Q8_0)
-GEMM_Q_ENTRY(q4_0, struct gq_block, QK, gq_pack, gq_strip, B32_Q4_0)
-GEMM_Q_ENTRY(q4_1, struct gq_block, QK, gq_pack, gq_strip, B32_Q4_1)
-GEMM_Q_ENTRY(q8_0, struct gq_block, QK, gq_pack, gq_strip, B32_Q8_0)
+GEMM_Q_ENTRY(q4_0, struct gq_block, QK, gq_pack, gq_strip, B32_Q4_0, GQ_MIN_ROWS)
+GEMM_Q_ENTRY(q4_1, struct gq_block, QK, gq_pack, gq_strip, B32_Q4_1, GQ_MIN_ROWS)
+GEMM_Q_ENTRY(q8_0, struct gq_block, QK, gq_pack, gq_strip, B32_Q8_0, GQ_MIN_ROWS)
 #else
 TILE_ENTRY(q4_0, 1)
 TILE_ENTRY(q4_1, 1)
@@ -1009,8 +1013,8 @@ OT_INLINE void gk_strip(int64_t nb, const struct gk_block *pw, const uint8_t *x,
 #undef GK_CALL
 }
 
-GEMM_Q_ENTRY(q4_K, struct gk_block, QK_K, gk_pack, gk_strip, GK_Q4_K)
-GEMM_Q_ENTRY(q6_K, struct gk_block, QK_K, gk_pack, gk_strip, GK_Q6_K)
+GEMM_Q_ENTRY(q4_K, struct gk_block, QK_K, gk_pack, gk_strip, GK_Q4_K, GQ_MIN_ROWS_Q4_K)
+GEMM_Q_ENTRY(q6_K, struct gk_block, QK_K, gk_pack, gk_strip, GK_Q6_K, GQ_MIN_ROWS)
 
 /* --- Q8_0 weights against 16-bit activations (block_q16), for prompts:
  * vpdpwssd on int16 pairs, the weights sign-extended once per call into
