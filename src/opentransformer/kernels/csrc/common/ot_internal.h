@@ -175,7 +175,7 @@ int ot_nthreads(void);
 typedef void (*ot_range_fn)(void *ctx, int64_t begin, int64_t end);
 void ot_parallel_for(int64_t n, int64_t work, ot_range_fn fn, void *ctx);
 #define OT_RANGES_PER_THREAD 8 /* ot_parallel_for's: short enough to even out a thread that loses its core */
-/* The same in per_thread ranges per thread (ot_parallel_for: 8), for call
+/* The same in per_thread ranges per thread (ot_parallel_for: OT_RANGES_PER_THREAD), for call
  * sites that know their ranges are short: each claim moves the shared ticket
  * between cores, which a range of a few microseconds does not repay. */
 void ot_parallel_ranges(int64_t n, int64_t work, int per_thread, ot_range_fn fn, void *ctx);
