@@ -24,6 +24,7 @@ import opentransformer  # noqa: E402
 import test_parity_llamacpp as parity  # noqa: E402
 
 GREEDY = parity.FIXTURES / "greedy.json"
+ROPE_NUDGE = 2e-7  # relative change of the rope frequencies: about two float32 ulps
 DOC = ROOT / "docs" / "parity.md"
 
 
@@ -50,8 +51,8 @@ def transformers_parity(path: Path, arrays: dict) -> dict[str, float] | None:
     return parity.Parity.concat(per_text).summary()
 
 
-def perturbed_self_agreement(llm, arrays: dict, rel: float = 2e-7) -> float:
-    """Our top-1 agreement with ourselves when the rope frequencies move by `rel` (about two float32 ulps):
+def perturbed_self_agreement(llm, arrays: dict, rel: float = ROPE_NUDGE) -> float:
+    """Our top-1 agreement with ourselves when the rope frequencies move by `rel`:
     how far any evaluation that is not bit-identical drifts once the 8-bit activations round differently."""
     base = {name: llm.forward(ref["ids"]).argmax(-1) for name, ref in arrays.items()}
     inv_freq = llm.model.inv_freq
@@ -109,7 +110,7 @@ def teacher_forced_section(meta: dict, per_text: dict, spread: dict, hf: dict | 
         *([f"| *transformers, float32 on the dequantized weights (no 8-bit activations), against llama.cpp* "
            f"| {hf['positions']} | {100 * hf['top1_agreement']:.2f}% | {hf['mean_kl_bucket']:.2e} "
            f"| {hf['mean_kl_exact']:.2e} | |"] if hf else []),
-        f"| *OPENtransformer against itself, rope frequencies moved by 2e-7* | {total['positions']} "
+        f"| *OPENtransformer against itself, rope frequencies moved by {ROPE_NUDGE:g}* | {total['positions']} "
         f"| {100 * self_spread:.2f}% | | | |",
         "",
         f"Thresholds in the test: mean KL < {parity.MAX_MEAN_KL}; top-1 agreement >= the lower of "
