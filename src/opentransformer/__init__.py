@@ -16,8 +16,11 @@ __all__ = ["load_llm", "load_classifier", "OpenTransformerError", "ModelNotFound
            "UnsupportedModelError", "ContextLengthError", "InvalidRequestError", "__version__"]
 
 
-def load_llm(ref: str = "default", threads: int | None = None, n_ctx: int | None = None):
-    """Load a Llama-family model: "default", a .gguf path, or a Hugging Face model directory."""
+def load_llm(ref: str = "default", threads: int | None = None, n_ctx: int | None = None, arithmetic: str = "own"):
+    """Load a Llama-family model: "default", a .gguf path, or a Hugging Face model directory.
+
+    arithmetic="llama.cpp" runs the model with llama.cpp's float operations in its order, so its logits equal
+    llama.cpp's CPU backend's bit for bit (slower; Q4_1 and Q8_0 weights)."""
     from .hub.resolve import require_gguf, resolve_model
     from .kernels import ops
     from .llm.model import LLM
@@ -31,11 +34,11 @@ def load_llm(ref: str = "default", threads: int | None = None, n_ctx: int | None
         ops.set_threads(threads)
     source = resolve_model(ref)
     if source.kind == "hf_dir":
-        return _load_hf_dir(source.path, n_ctx)
-    return LLM.from_gguf(require_gguf(source), n_ctx=n_ctx)
+        return _load_hf_dir(source.path, n_ctx, arithmetic)
+    return LLM.from_gguf(require_gguf(source), n_ctx=n_ctx, arithmetic=arithmetic)
 
 
-def _load_hf_dir(directory, n_ctx: int | None):
+def _load_hf_dir(directory, n_ctx: int | None, arithmetic: str):
     """A Hugging Face directory: its weights converted once to an f32 GGUF (cached by content), its
     tokenizer, chat template and EOS ids read from its own files."""
     from .convert.cache import converted_gguf
@@ -44,7 +47,7 @@ def _load_hf_dir(directory, n_ctx: int | None):
     from .llm.tokenizer import Tokenizer
 
     return LLM.from_gguf(converted_gguf(directory), n_ctx=n_ctx, tokenizer=Tokenizer.from_hf_dir(directory),
-                         chat_template=read_chat_template(directory))
+                         chat_template=read_chat_template(directory), arithmetic=arithmetic)
 
 
 def load_classifier(ref: str, threads: int | None = None, weight_type: str = "f32"):

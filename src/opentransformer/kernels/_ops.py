@@ -40,7 +40,8 @@ class OtLlamaLayer(Structure):
 class OtLlamaDims(Structure):
     _fields_ = [(name, c_int64) for name in ("dim", "n_head", "n_kv_head", "head_dim", "hidden", "rope_dim")] + [
         ("norm_eps", c_float), ("attn_scale", c_float), ("rope_mscale", c_float), ("neox", c_int32),
-        ("inv_freq", c_void_p), ("kv_type", c_int32)]
+        ("inv_freq", c_void_p), ("kv_type", c_int32), ("arith", c_int32), ("rope_base", c_float),
+        ("rope_freq_scale", c_float), ("rope_freq_factors", c_void_p)]
 
 
 class OtKvSlot(Structure):
@@ -79,6 +80,9 @@ _SIGNATURES = {
     "ot_matmul": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_void_p]),
     "ot_matmul_a16": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_void_p]),
     "ot_rmsnorm": (None, [c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
+    "ot_llamacpp_supports": (c_int, [c_int]),
+    "ot_llamacpp_matmul": (c_int, [c_int, c_void_p, c_int64, c_int64, c_void_p, c_int64, c_void_p, c_void_p]),
+    "ot_llamacpp_rmsnorm": (None, [c_void_p, c_void_p, c_int64, c_int64, c_float, c_void_p]),
     "ot_softmax": (None, [c_void_p, c_int64, c_int64]),
     "ot_silu_mul": (None, [c_void_p, c_void_p, c_int64, c_void_p]),
     "ot_add": (None, [c_void_p, c_void_p, c_int64, c_void_p]),

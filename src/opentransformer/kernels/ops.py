@@ -117,14 +117,25 @@ def _matmul_args(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, o
     return out
 
 
+ARITHMETICS = ("own", "llama.cpp")
+
+
+def llamacpp_supports(ggml_type: int) -> bool:
+    """Whether the llama.cpp arithmetic reproduces products of this weight type."""
+    return bool(lib.ot_llamacpp_supports(int(ggml_type)))
+
+
 def matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, out: np.ndarray | None = None,
-           scratch: MatmulScratch | None = None) -> np.ndarray:
-    """y[m, n] = x[m, k] @ W[n, k]^T with W in GGML block layout (raw bytes or float array)."""
+           scratch: MatmulScratch | None = None, arithmetic: str = "own") -> np.ndarray:
+    """y[m, n] = x[m, k] @ W[n, k]^T with W in GGML block layout (raw bytes or float array).
+
+    arithmetic="llama.cpp" computes it with llama.cpp's float operations in their order (Q4_1 and Q8_0)."""
     out = _matmul_args(ggml_type, w, n, k, x, out, "matmul")
     scratch = scratch or MatmulScratch()
     sp = scratch.reserve(ggml_type, x.shape[0], k)
-    if lib.ot_matmul(int(ggml_type), _ptr(w), n, k, _ptr(x), x.shape[0], _ptr(out), sp) != 0:
-        raise ValueError(f"matmul: type {ggml_type} with k={k} is not supported")
+    fn = lib.ot_llamacpp_matmul if arithmetic == "llama.cpp" else lib.ot_matmul
+    if fn(int(ggml_type), _ptr(w), n, k, _ptr(x), x.shape[0], _ptr(out), sp) != 0:
+        raise ValueError(f"matmul: type {ggml_type} with k={k} is not supported in the {arithmetic} arithmetic")
     return out
 
 
@@ -145,7 +156,8 @@ def matmul_a16(w: np.ndarray, n: int, k: int, x: np.ndarray, out: np.ndarray | N
     return out
 
 
-def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float, out: np.ndarray | None = None) -> np.ndarray:
+def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float, out: np.ndarray | None = None,
+            arithmetic: str = "own") -> np.ndarray:
     _check(x, "x")
     _check(w, "w")
     n = x.shape[-1]
@@ -153,7 +165,8 @@ def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float, out: np.ndarray | None = N
     if out is None:
         out = np.empty_like(x)
     _check(out, "out")
-    lib.ot_rmsnorm(_ptr(x), _ptr(w), rows, n, eps, _ptr(out))
+    fn = lib.ot_llamacpp_rmsnorm if arithmetic == "llama.cpp" else lib.ot_rmsnorm
+    fn(_ptr(x), _ptr(w), rows, n, eps, _ptr(out))
     return out
 
 

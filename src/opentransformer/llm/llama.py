@@ -23,7 +23,8 @@ import numpy as np
 
 from ..kernels import ops
 from ..kernels._ops import OtKvSlot, OtLinear, OtLlamaBuffers, OtLlamaDims, OtLlamaLayer, lib
-from ..runtime.loader import LlamaLayer, LlamaWeights
+from ..errors import UnsupportedModelError
+from ..runtime.loader import SUPPORTED_TYPES, LlamaLayer, LlamaWeights
 from ..runtime.weights import Linear
 from .config import LlamaConfig
 from .kv_cache import KVCache
@@ -78,20 +79,43 @@ class RunState:
                                                             self.wpack)), self.wpack.size)
 
 
+def _check_llamacpp_types(weights: LlamaWeights) -> None:
+    linears = [w for layer in weights.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.w_gate,
+                                                       layer.w_up, layer.w_down)] + [weights.output]
+    other = sorted({SUPPORTED_TYPES[w.ggml_type] for w in linears if not ops.llamacpp_supports(w.ggml_type)})
+    if other:
+        raise UnsupportedModelError(f"the llama.cpp arithmetic reproduces Q4_1 and Q8_0 weights; this model also "
+                                    f"has {', '.join(other)}")
+
+
 class Llama:
-    def __init__(self, cfg: LlamaConfig, weights: LlamaWeights, max_batch: int = 512):
+    """arithmetic: "own" (our kernels) or "llama.cpp" (its float operations in its order, so the logits equal
+    llama.cpp's CPU backend bit for bit; slower, Q4_1 and Q8_0 weights; kernels/csrc/common/llamacpp_arith.c)."""
+
+    def __init__(self, cfg: LlamaConfig, weights: LlamaWeights, max_batch: int = 512, arithmetic: str = "own"):
+        if arithmetic not in ops.ARITHMETICS:
+            raise ValueError(f"arithmetic must be one of {', '.join(ops.ARITHMETICS)}, not {arithmetic!r}")
+        if arithmetic == "llama.cpp":
+            _check_llamacpp_types(weights)
         self.cfg = cfg
         self.w = weights
+        self.arithmetic = arithmetic
         self.state = RunState(cfg, weights, max_batch)
         self.inv_freq = cfg.rope.inv_freq()
         # float16 keys and values, as llama.cpp keeps them, unless the model
-        # is kept in float32: then its results must be float32 math throughout.
-        full_precision = all(w.ggml_type == GGML_F32 for layer in weights.layers
-                             for w in (layer.wq, layer.wk, layer.wv))
+        # is kept in float32 (and run in our arithmetic): then its results
+        # must be float32 math throughout.
+        full_precision = arithmetic == "own" and all(w.ggml_type == GGML_F32 for layer in weights.layers
+                                                     for w in (layer.wq, layer.wk, layer.wv))
         self.kv_dtype = np.float32 if full_precision else np.float16
-        self.dims = OtLlamaDims(cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim, cfg.rope.dim,
-                                cfg.norm_eps, 1.0 / math.sqrt(cfg.head_dim), 1.0, int(cfg.rope.neox),
-                                _addr(self.inv_freq), GGML_F32 if full_precision else GGML_F16)
+        rope = cfg.rope
+        self.rope_freq_factors = None if rope.freq_factors is None else np.asarray(rope.freq_factors, np.float32)
+        self.dims = OtLlamaDims(cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.hidden_dim, rope.dim,
+                                cfg.norm_eps, 1.0 / math.sqrt(cfg.head_dim), 1.0, int(rope.neox),
+                                _addr(self.inv_freq), GGML_F32 if full_precision else GGML_F16,
+                                int(arithmetic == "llama.cpp"), rope.base,
+                                1.0 / rope.factor if rope.scaling == "linear" else 1.0,
+                                _addr(self.rope_freq_factors))
         self.layers = [_layer_desc(layer) for layer in weights.layers]
         self._embed_raw = weights.token_embedding.data.reshape(-1).view(np.uint8)
         self._embed_row_bytes = ops.row_bytes(weights.token_embedding.ggml_type, cfg.dim)
@@ -125,8 +149,9 @@ class Llama:
     def _logits(self, h: np.ndarray) -> np.ndarray:
         """logits [n, vocab] = W_out · RMSNorm(h)."""
         out = self.w.output
-        hn = ops.rmsnorm(h, self.w.output_norm, self.cfg.norm_eps)
-        return ops.matmul(out.ggml_type, out.data, out.n_out, out.n_in, hn, scratch=self.state.scratch)
+        hn = ops.rmsnorm(h, self.w.output_norm, self.cfg.norm_eps, arithmetic=self.arithmetic)
+        return ops.matmul(out.ggml_type, out.data, out.n_out, out.n_in, hn, scratch=self.state.scratch,
+                          arithmetic=self.arithmetic)
 
     def _extend(self, tokens: np.ndarray, cache: KVCache) -> np.ndarray:
         """Run `tokens` (at most max_batch) after the cache's current positions; h_L [ntok, dim]."""
@@ -149,7 +174,8 @@ class Llama:
 
     def hidden_states(self, tokens: np.ndarray, cache: KVCache) -> np.ndarray:
         """RMSNorm(h_L) [ntok, dim]: the normalised final hidden states (for embeddings)."""
-        return ops.rmsnorm(self._extend(tokens, cache), self.w.output_norm, self.cfg.norm_eps)
+        return ops.rmsnorm(self._extend(tokens, cache), self.w.output_norm, self.cfg.norm_eps,
+                           arithmetic=self.arithmetic)
 
     def decode(self, tokens: list[int], caches: list[KVCache]) -> np.ndarray:
         """One new token for each of several sequences in one step: logits [len(tokens), vocab]."""

@@ -36,9 +36,11 @@ class LLM:
 
     @classmethod
     def from_gguf(cls, path: Path, n_ctx: int | None = None, tokenizer: Tokenizer | None = None,
-                  chat_template: str | None = None) -> "LLM":
+                  chat_template: str | None = None, arithmetic: str = "own") -> "LLM":
         """The model in a GGUF file. `tokenizer` and `chat_template`, where given, replace the file's own
-        (a file converted from a Hugging Face directory runs with that directory's tokenizer files)."""
+        (a file converted from a Hugging Face directory runs with that directory's tokenizer files).
+        arithmetic="llama.cpp" computes with llama.cpp's float operations in its order, so logits equal its
+        CPU backend's bit for bit (slower; Q4_1 and Q8_0 weights)."""
         gf = GGUFFile(path)
         cfg = llama_config_from_gguf(gf)
         weights = load_llama_weights(gf, cfg)
@@ -46,7 +48,7 @@ class LLM:
             tokenizer = Tokenizer.from_gguf(gf.metadata, str(path))
         template = ChatTemplate.for_model(chat_template or gf.get("tokenizer.chat_template"), tokenizer)
         n_ctx = min(n_ctx or cfg.context_length, cfg.context_length)
-        return cls(path, cfg, Llama(cfg, weights, PREFILL_BATCH), tokenizer, template, n_ctx)
+        return cls(path, cfg, Llama(cfg, weights, PREFILL_BATCH, arithmetic), tokenizer, template, n_ctx)
 
     # --- tokens -----------------------------------------------------------
     def tokenize(self, text: str, add_bos: bool = True) -> list[int]:

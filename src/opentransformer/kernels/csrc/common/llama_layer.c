@@ -143,47 +143,59 @@ static void store_kv(const struct ot_llama_dims *d, int64_t layer, const struct 
     }
 }
 
-int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d, int64_t layer, float *x,
-                   int64_t ntok, const struct ot_kv_slot *slots, const struct ot_llama_buffers *b) {
-    const struct ot_kernels *kt = ot_active();
-    const int64_t dim = d->dim;
-    for (int64_t t = 0; t < ntok; t++)
-        if (slots[t].pos < 0 || slots[t].pos >= slots[t].capacity)
-            return -1;
+static void rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, const struct ot_llama_dims *d) {
+    ot_rope(x, pos, ntok, nhead, d->head_dim, d->rope_dim, d->inv_freq, d->rope_mscale, d->neox);
+}
 
-    /* attention sub-layer */
-    ot_rmsnorm(x, L->attn_norm, ntok, dim, d->norm_eps, b->xn);
-    const struct ot_linear *qkv[3] = {&L->wq, &L->wk, &L->wv};
-    float *const qkv_out[3] = {b->q, b->k, b->v};
-    project_all(qkv, qkv_out, 3, b->xn, ntok, b);
-    int32_t *pos = b->pos;
-    for (int64_t t = 0; t < ntok; t++)
-        pos[t] = (int32_t)slots[t].pos;
-    ot_rope(b->q, pos, ntok, d->n_head, d->head_dim, d->rope_dim, d->inv_freq, d->rope_mscale, d->neox);
-    ot_rope(b->k, pos, ntok, d->n_kv_head, d->head_dim, d->rope_dim, d->inv_freq, d->rope_mscale, d->neox);
-    store_kv(d, layer, slots, ntok, b->k, b->v);
+static void attend(const struct ot_llama_dims *d, int64_t layer, const struct ot_kv_slot *slots, int64_t ntok,
+                   const float *q, float *out) {
+    const struct ot_kernels *kt = ot_active();
     /* Query heads of one KV head go together (their keys are read once),
      * unless that leaves too few items to keep every thread busy. */
     const int64_t group = d->n_head / d->n_kv_head;
     const int64_t g = ntok * d->n_kv_head >= 2 * ot_nthreads() ? group : 1;
     const int f16 = d->kv_type == OT_F16;
     struct attn_ctx ac = {f16 ? kt->attention_f16 : kt->attention_f32, f16 ? 2 : 4, d, slots, layer, g,
-                          d->n_head / g, b->q, b->att};
+                          d->n_head / g, q, out};
     ot_parallel_for(ntok * ac.per_tok, OT_PARALLEL_MIN, attn_range, &ac);
+}
+
+static const struct ot_layer_ops own_layer_ops = {ot_rmsnorm, project_all, rope, attend, ot_silu_mul};
+
+int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d, int64_t layer, float *x,
+                   int64_t ntok, const struct ot_kv_slot *slots, const struct ot_llama_buffers *b) {
+    const struct ot_layer_ops *op = d->arith == OT_ARITH_LLAMACPP ? &ot_llamacpp_layer_ops : &own_layer_ops;
+    const int64_t dim = d->dim;
+    for (int64_t t = 0; t < ntok; t++)
+        if (slots[t].pos < 0 || slots[t].pos >= slots[t].capacity)
+            return -1;
+
+    /* attention sub-layer */
+    op->rmsnorm(x, L->attn_norm, ntok, dim, d->norm_eps, b->xn);
+    const struct ot_linear *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const qkv_out[3] = {b->q, b->k, b->v};
+    op->project(qkv, qkv_out, 3, b->xn, ntok, b);
+    int32_t *pos = b->pos;
+    for (int64_t t = 0; t < ntok; t++)
+        pos[t] = (int32_t)slots[t].pos;
+    op->rope(b->q, pos, ntok, d->n_head, d);
+    op->rope(b->k, pos, ntok, d->n_kv_head, d);
+    store_kv(d, layer, slots, ntok, b->k, b->v);
+    op->attend(d, layer, slots, ntok, b->q, b->att);
     const struct ot_linear *wo[1] = {&L->wo};
     float *const wo_out[1] = {b->proj};
-    project_all(wo, wo_out, 1, b->att, ntok, b);
+    op->project(wo, wo_out, 1, b->att, ntok, b);
     ot_add(x, b->proj, ntok * dim, x);
 
     /* feed-forward sub-layer */
-    ot_rmsnorm(x, L->ffn_norm, ntok, dim, d->norm_eps, b->xn);
+    op->rmsnorm(x, L->ffn_norm, ntok, dim, d->norm_eps, b->xn);
     const struct ot_linear *gate_up[2] = {&L->w_gate, &L->w_up};
     float *const gate_up_out[2] = {b->gate, b->up};
-    project_all(gate_up, gate_up_out, 2, b->xn, ntok, b);
-    ot_silu_mul(b->gate, b->up, ntok * d->hidden, b->gate);
+    op->project(gate_up, gate_up_out, 2, b->xn, ntok, b);
+    op->silu_mul(b->gate, b->up, ntok * d->hidden, b->gate);
     const struct ot_linear *down[1] = {&L->w_down};
     float *const down_out[1] = {b->proj};
-    project_all(down, down_out, 1, b->gate, ntok, b);
+    op->project(down, down_out, 1, b->gate, ntok, b);
     ot_add(x, b->proj, ntok * dim, x);
     return 0;
 }

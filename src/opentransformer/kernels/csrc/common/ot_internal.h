@@ -196,6 +196,18 @@ void ot_project(const struct ot_linear *const *lins, float *const *ys, int count
 
 void ot_register_generic(struct ot_kernels *t);
 
+/* The ops of one decoder layer (llama_layer.c), in one arithmetic or the other. */
+struct ot_layer_ops {
+    void (*rmsnorm)(const float *x, const float *w, int64_t rows, int64_t n, float eps, float *out);
+    void (*project)(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
+                    const struct ot_llama_buffers *b);
+    void (*rope)(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, const struct ot_llama_dims *d);
+    void (*attend)(const struct ot_llama_dims *d, int64_t layer, const struct ot_kv_slot *slots, int64_t ntok,
+                   const float *q, float *out);
+    void (*silu_mul)(const float *gate, const float *up, int64_t n, float *out);
+};
+extern const struct ot_layer_ops ot_llamacpp_layer_ops;
+
 #define OT_PASTE_(a, b) a##_##b
 #define OT_PASTE(a, b) OT_PASTE_(a, b)
 

@@ -152,7 +152,15 @@ struct ot_llama_dims {
     int32_t neox;
     const float *inv_freq; /* rope_dim / 2 */
     int32_t kv_type;       /* the caches' element type: OT_F32 or OT_F16 */
+    /* Which arithmetic runs the layer: OT_ARITH_OWN, or OT_ARITH_LLAMACPP
+     * (llamacpp_arith.c: float16 caches, Q4_1 / Q8_0 weights), which computes
+     * its rope angles as llama.cpp does, from these instead of inv_freq. */
+    int32_t arith;
+    float rope_base, rope_freq_scale;
+    const float *rope_freq_factors; /* rope_dim / 2 divisors, or NULL */
 };
+
+enum { OT_ARITH_OWN = 0, OT_ARITH_LLAMACPP = 1 };
 
 /* Where one token's keys and values go: its sequence's cache, laid out
  * [n_layers][n_kv_head][capacity][head_dim], and its position there. */
@@ -183,6 +191,20 @@ size_t ot_llama_wpack_floats(int64_t n, int64_t k);
  * positions 0 .. pos of it. Returns 0, or -1 for a position outside its cache. */
 int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d, int64_t layer, float *x,
                    int64_t ntok, const struct ot_kv_slot *slots, const struct ot_llama_buffers *b);
+
+/* --- llama.cpp's arithmetic ---------------------------------------------------
+ *
+ * The same ops computed with the float operations of llama.cpp's x86 CPU
+ * backend, in its order (llamacpp_arith.c says which and why), so logits
+ * equal its own bit for bit. Slower than the kernels above. */
+
+/* 1 for the weight types it reproduces (Q4_1, Q8_0), else 0. */
+int ot_llamacpp_supports(int type);
+/* As ot_matmul (same scratch); -1 for a type it does not reproduce. */
+int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y,
+                       void *scratch);
+/* As ot_rmsnorm. */
+void ot_llamacpp_rmsnorm(const float *x, const float *w, int64_t rows, int64_t n, float eps, float *out);
 
 /* --- vision (ViT) ---------------------------------------------------------
  *

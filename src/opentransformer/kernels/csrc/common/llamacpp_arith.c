@@ -1,0 +1,323 @@
+/* The decoder's ops with llama.cpp's arithmetic: the float operations of
+ * its x86 CPU backend built for AVX-512 (llama-cpp-python 0.3.36, ggml's
+ * AVX2 dot products, tinyBLAS, its AVX-512 exp), in the same order, so a
+ * model evaluated here gives llama.cpp's logits bit for bit.
+ *
+ * Why it exists: both engines round every activation to 8 bits before a
+ * product, so two correct evaluations that differ in one float addition
+ * drift apart by whole quantization steps within a few layers (the parity
+ * report measures it). Reproducing the reference's order is the only way to
+ * compare against it position by position, and what a user migrating from
+ * llama.cpp who needs its exact outputs asks for.
+ *
+ * How ggml computes, as reproduced here:
+ *   - activations: per 32-block, d = max|x| / 127 stored as float16,
+ *     q = x * (127 / max|x|) rounded half to even; Q8_1's s = d * sum(q).
+ *   - Q4_1 / Q8_0 products: per block, the 32 integer products summed in
+ *     8 lanes of 4 consecutive elements; lane l += (d_w * d_x) * isum_l by
+ *     fused multiply-add; lanes added pairwise at the end (hsum_float_8);
+ *     Q4_1 adds sum(m_w * s_x), accumulated in float.
+ *   - float16 attention: q (and the softmax weights) rounded to float16;
+ *     prompts through tinyBLAS (16 lanes, element i in lane i % 16), single
+ *     tokens through ggml_vec_dot_f16 (4 x 16 lanes, element i in register
+ *     (i / 16) % 4), registers and lanes added pairwise.
+ *   - softmax: exp by ggml's AVX-512 polynomial, 16 at a time, each 16
+ *     summed pairwise and added in double; weights = exp * (float)(1 / sum).
+ *   - RMSNorm: sum of squares in double; RoPE: angles from a running
+ *     product theta *= base^(-2/d), rotations with one fused multiply-add.
+ *
+ * This file is compiled without contraction (CMakeLists.txt): every fused
+ * multiply-add is an explicit fmaf, every other product rounds on its own.
+ * On x86 the hot loops are also compiled for x86-64-v3, where fmaf is one
+ * instruction; elsewhere it is the C library's, exact either way. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "ot_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LC_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define LC_CLONES
+#endif
+
+#define LC_LANES 8  /* lanes of ggml's 256-bit block dot products */
+#define LC_F16_LANES 16 /* lanes of its 512-bit float16 dot products */
+#define LC_F16_DOT_REGS 4 /* registers ggml_vec_dot_f16 accumulates in (GGML_F16_ARR) */
+#define LC_TOKENS 4 /* activation rows per pass over a weight block */
+
+/* a[0] after adding the upper half of a onto the lower, until one is left
+ * (hsum_float_8, _mm512_reduce_add_ps); n a power of two. */
+static inline float pairwise_total(float *a, int n) {
+    for (int h = n / 2; h >= 1; h /= 2)
+        for (int i = 0; i < h; i++)
+            a[i] += a[i + h];
+    return a[0];
+}
+
+/* --- activations and block products ---------------------------------------- */
+
+static void quantize_block(const float *x, int8_t *qs, uint16_t *d16, uint16_t *s16) {
+    float amax = 0.0f;
+    for (int i = 0; i < QK; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
+    const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int i = 0; i < QK; i++) {
+        qs[i] = (int8_t)nearbyintf(x[i] * id); /* the default rounding: half to even */
+        sum += qs[i];
+    }
+    *d16 = ot_fp32_to_fp16(d);
+    if (s16)
+        *s16 = ot_fp32_to_fp16(d * (float)sum);
+}
+
+/* x [m][k] -> the weight type's activation blocks (Q8_1 for Q4_1, Q8_0 for Q8_0). */
+static void quantize_rows(int type, const float *x, int64_t m, int64_t k, void *dst) {
+    for (int64_t b = 0; b < m * (k / QK); b++) {
+        if (type == OT_Q4_1) {
+            block_q8_1 *y = (block_q8_1 *)dst + b;
+            quantize_block(x + b * QK, y->qs, &y->d, &y->s);
+        } else {
+            block_q8_0 *y = (block_q8_0 *)dst + b;
+            quantize_block(x + b * QK, y->qs, &y->d, NULL);
+        }
+    }
+}
+
+struct matmul_ctx {
+    int type;
+    const uint8_t *w, *x;
+    size_t wrow, xrow, xblock;
+    int64_t n, k, m;
+    float *y;
+};
+
+LC_CLONES static void matmul_range(void *p, int64_t r0, int64_t r1) {
+    const struct matmul_ctx *c = p;
+    const int64_t nb = c->k / QK;
+    const int q4_1 = c->type == OT_Q4_1;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = c->w + r * c->wrow;
+        for (int64_t t0 = 0; t0 < c->m; t0 += LC_TOKENS) {
+            const int nt = c->m - t0 < LC_TOKENS ? (int)(c->m - t0) : LC_TOKENS;
+            float acc[LC_TOKENS][LC_LANES] = {{0}}, summs[LC_TOKENS] = {0};
+            for (int64_t b = 0; b < nb; b++) {
+                int8_t wq[QK];
+                float dw, mw = 0.0f;
+                if (q4_1) {
+                    const block_q4_1 *wb = (const block_q4_1 *)wr + b;
+                    for (int i = 0; i < QK / 2; i++) {
+                        wq[i] = (int8_t)(wb->qs[i] & 15);
+                        wq[i + QK / 2] = (int8_t)(wb->qs[i] >> 4);
+                    }
+                    dw = ot_fp16_to_fp32(wb->d);
+                    mw = ot_fp16_to_fp32(wb->m);
+                } else {
+                    const block_q8_0 *wb = (const block_q8_0 *)wr + b;
+                    memcpy(wq, wb->qs, QK);
+                    dw = ot_fp16_to_fp32(wb->d);
+                }
+                for (int j = 0; j < nt; j++) {
+                    const uint8_t *xb = c->x + (t0 + j) * c->xrow + b * c->xblock;
+                    const int8_t *xq = (const int8_t *)xb + (q4_1 ? 4 : 2);
+                    uint16_t xd, xs;
+                    memcpy(&xd, xb, 2);
+                    memcpy(&xs, xb + 2, 2);
+                    const float dd = dw * ot_fp16_to_fp32(xd);
+                    for (int l = 0; l < LC_LANES; l++) {
+                        const int i = 4 * l;
+                        const int32_t isum = wq[i] * xq[i] + wq[i + 1] * xq[i + 1] + wq[i + 2] * xq[i + 2] +
+                                             wq[i + 3] * xq[i + 3];
+                        acc[j][l] = fmaf(dd, (float)isum, acc[j][l]);
+                    }
+                    if (q4_1)
+                        summs[j] += mw * ot_fp16_to_fp32(xs);
+                }
+            }
+            for (int j = 0; j < nt; j++)
+                c->y[(t0 + j) * c->n + r] = pairwise_total(acc[j], LC_LANES) + summs[j];
+        }
+    }
+}
+
+int ot_llamacpp_supports(int type) { return type == OT_Q4_1 || type == OT_Q8_0; }
+
+int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y,
+                       void *scratch) {
+    if (!ot_llamacpp_supports(type) || k % QK != 0)
+        return -1;
+    const size_t xblock = type == OT_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    quantize_rows(type, x, m, k, scratch);
+    struct matmul_ctx c = {type, w, scratch, ot_row_bytes(type, k), (size_t)(k / QK) * xblock, xblock, n, k, m, y};
+    ot_parallel_for(n, n * k * m, matmul_range, &c);
+    return 0;
+}
+
+/* --- row ops --------------------------------------------------------------------- */
+
+void ot_llamacpp_rmsnorm(const float *x, const float *w, int64_t rows, int64_t n, float eps, float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            sum += (double)(xr[i] * xr[i]);
+        const float mean = (float)(sum / (double)n);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        for (int64_t i = 0; i < n; i++)
+            out[r * n + i] = xr[i] * scale * w[i];
+    }
+}
+
+/* ggml's AVX-512 exp: a degree-5 polynomial on the remainder of x / ln 2,
+ * scaled by 2^n; |n| > 192 flushes to 0 or infinity. */
+static inline float ggml_expf(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192.0f)
+        return n <= 0.0f ? 0.0f : INFINITY;
+    return ldexpf(j, (int)n);
+}
+
+/* silu(gate) * up: 16 at a time through ggml_expf, the tail through expf. */
+LC_CLONES static void silu_mul(const float *gate, const float *up, int64_t n, float *out) {
+    const int64_t body = n - n % LC_F16_LANES;
+    for (int64_t i = 0; i < n; i++) {
+        const float x = gate[i], e = i < body ? ggml_expf(0.0f - x) : expf(-x);
+        out[i] = x / (1.0f + e) * up[i];
+    }
+}
+
+static void rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, const struct ot_llama_dims *d) {
+    const int64_t n_dims = d->rope_dim, hd = d->head_dim;
+    const float theta_scale = powf(d->rope_base, -2.0f / (float)n_dims);
+    for (int64_t t = 0; t < ntok; t++) {
+        float theta = (float)pos[t];
+        for (int64_t i0 = 0; i0 < n_dims; i0 += 2) {
+            const float ff = d->rope_freq_factors ? d->rope_freq_factors[i0 / 2] : 1.0f;
+            const float angle = d->rope_freq_scale * (theta / ff);
+            const float cs = cosf(angle) * d->rope_mscale, sn = sinf(angle) * d->rope_mscale;
+            theta *= theta_scale;
+            /* normal mode pairs (i0, i0 + 1); NeoX (i0 / 2, i0 / 2 + n_dims / 2) */
+            const int64_t a = d->neox ? i0 / 2 : i0, b = d->neox ? i0 / 2 + n_dims / 2 : i0 + 1;
+            for (int64_t h = 0; h < nhead; h++) {
+                float *xh = x + (t * nhead + h) * hd;
+                const float x0 = xh[a], x1 = xh[b];
+                xh[a] = fmaf(x0, cs, -(x1 * sn));
+                xh[b] = fmaf(x0, sn, x1 * cs);
+            }
+        }
+    }
+}
+
+/* --- attention over float16 caches ------------------------------------------------ */
+
+static inline float f16_round(float x) { return ot_fp16_to_fp32(ot_fp32_to_fp16(x)); }
+
+/* One head's score against key j: q16 . k_j in ggml's lane order
+ * (regs = 1: tinyBLAS; LC_F16_DOT_REGS: ggml_vec_dot_f16, whose elements
+ * past the last whole step are added in double). */
+static inline float score(const float *q16, const uint16_t *k, int64_t hd, int regs) {
+    float acc[LC_F16_DOT_REGS * LC_F16_LANES] = {0};
+    const int64_t step = (int64_t)regs * LC_F16_LANES, body = hd - hd % step;
+    for (int64_t i = 0; i < body; i++)
+        acc[i % step] = fmaf(q16[i], ot_fp16_to_fp32(k[i]), acc[i % step]);
+    for (int r = regs / 2; r >= 1; r /= 2)
+        for (int i = 0; i < r * LC_F16_LANES; i++)
+            acc[i] += acc[i + r * LC_F16_LANES];
+    double total = pairwise_total(acc, LC_F16_LANES);
+    for (int64_t i = body; i < hd; i++)
+        total += (double)(q16[i] * ot_fp16_to_fp32(k[i]));
+    return (float)total;
+}
+
+struct attend_ctx {
+    const struct ot_llama_dims *d;
+    const struct ot_kv_slot *slots;
+    int64_t layer;
+    const float *q;
+    float *out;
+    int kq_regs, kqv_regs; /* 1: a prompt's tinyBLAS; LC_F16_DOT_REGS: a single token's vec_dot */
+};
+
+LC_CLONES static void attend_range(void *p, int64_t i0, int64_t i1) {
+    const struct attend_ctx *c = p;
+    const struct ot_llama_dims *d = c->d;
+    const int64_t hd = d->head_dim, group = d->n_head / d->n_kv_head;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float q16[hd];
+    float acc[hd][LC_F16_DOT_REGS * LC_F16_LANES];
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t t = it / d->n_head, h = it % d->n_head;
+        const struct ot_kv_slot *s = &c->slots[t];
+        const size_t base = (size_t)((c->layer * d->n_kv_head + h / group) * s->capacity) * (size_t)hd;
+        const uint16_t *K = (const uint16_t *)s->k + base, *V = (const uint16_t *)s->v + base;
+        const int64_t nkeys = s->pos + 1;
+        const float *q = c->q + (t * d->n_head + h) * hd;
+        for (int64_t i = 0; i < hd; i++)
+            q16[i] = f16_round(q[i]);
+
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < nkeys; j++)
+            mx = fmaxf(mx, score(q16, K + j * hd, hd, c->kq_regs) * scale);
+        double sum = 0.0;
+        for (int64_t j0 = 0; j0 < nkeys; j0 += LC_F16_LANES) {
+            float e[LC_F16_LANES] = {0};
+            for (int64_t j = j0; j < nkeys && j < j0 + LC_F16_LANES; j++)
+                e[j - j0] = ggml_expf(score(q16, K + j * hd, hd, c->kq_regs) * scale - mx);
+            sum += (double)pairwise_total(e, LC_F16_LANES);
+        }
+        const float inv = (float)(1.0 / sum);
+
+        /* out[i] = sum_j p16_j v_j[i]: key j in register (j / 16) % regs, lane j % 16 */
+        const int64_t step = (int64_t)c->kqv_regs * LC_F16_LANES;
+        for (int64_t i = 0; i < hd; i++)
+            for (int64_t l = 0; l < step; l++)
+                acc[i][l] = 0.0f;
+        for (int64_t j = 0; j < nkeys; j++) {
+            const float pj = f16_round(ggml_expf(score(q16, K + j * hd, hd, c->kq_regs) * scale - mx) * inv);
+            const uint16_t *vj = V + j * hd;
+            for (int64_t i = 0; i < hd; i++)
+                acc[i][j % step] = fmaf(ot_fp16_to_fp32(vj[i]), pj, acc[i][j % step]);
+        }
+        float *o = c->out + (t * d->n_head + h) * hd;
+        for (int64_t i = 0; i < hd; i++) {
+            for (int r = c->kqv_regs / 2; r >= 1; r /= 2)
+                for (int l = 0; l < r * LC_F16_LANES; l++)
+                    acc[i][l] += acc[i][l + r * LC_F16_LANES];
+            o[i] = pairwise_total(acc[i], LC_F16_LANES);
+        }
+    }
+}
+
+/* ggml's mul_mat hands a product to tinyBLAS from two tokens on when the
+ * shapes suit it (k a multiple of 16, m of 4), else to its vec_dot. The
+ * cache's padded length is a multiple of 256, which suits it; keys past the
+ * query's position weigh exactly zero and change no sum. */
+static void attend(const struct ot_llama_dims *d, int64_t layer, const struct ot_kv_slot *slots, int64_t ntok,
+                   const float *q, float *out) {
+    const int prompt = ntok >= 2;
+    struct attend_ctx c = {d, slots, layer, q, out,
+                           prompt && d->head_dim % 16 == 0 ? 1 : LC_F16_DOT_REGS,
+                           prompt && d->head_dim % 4 == 0 ? 1 : LC_F16_DOT_REGS};
+    ot_parallel_for(ntok * d->n_head, ntok * d->n_head * d->head_dim * (slots[ntok - 1].pos + 1), attend_range, &c);
+}
+
+static void project(const struct ot_linear *const *lins, float *const *ys, int count, const float *x, int64_t m,
+                    const struct ot_llama_buffers *b) {
+    for (int i = 0; i < count; i++) {
+        const struct ot_linear *lin = lins[i];
+        ot_llamacpp_matmul(lin->type, lin->w, lin->n, lin->k, x, m, ys[i], b->scratch);
+        if (lin->bias)
+            for (int64_t t = 0; t < m; t++)
+                for (int64_t j = 0; j < lin->n; j++)
+                    ys[i][t * lin->n + j] += lin->bias[j];
+    }
+}
+
+const struct ot_layer_ops ot_llamacpp_layer_ops = {ot_llamacpp_rmsnorm, project, rope, attend, silu_mul};
