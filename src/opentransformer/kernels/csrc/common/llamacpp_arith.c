@@ -41,10 +41,8 @@
 #define LC_CLONES
 #endif
 
-#define LC_LANES 8  /* lanes of ggml's 256-bit block dot products */
 #define LC_F16_LANES 16 /* lanes of its 512-bit float16 dot products */
 #define LC_F16_DOT_REGS 4 /* registers ggml_vec_dot_f16 accumulates in (GGML_F16_ARR) */
-#define LC_TOKENS 4 /* activation rows per pass over a weight block */
 
 /* a[0] after adding the upper half of a onto the lower, until one is left
  * (hsum_float_8, _mm512_reduce_add_ps); n a power of two. */
@@ -88,57 +86,14 @@ static void quantize_rows(int type, const float *x, int64_t m, int64_t k, void *
 struct matmul_ctx {
     int type;
     const uint8_t *w, *x;
-    size_t wrow, xrow, xblock;
+    size_t wrow, xrow;
     int64_t n, k, m;
     float *y;
 };
 
-LC_CLONES static void matmul_range(void *p, int64_t r0, int64_t r1) {
+static void matmul_range(void *p, int64_t r0, int64_t r1) {
     const struct matmul_ctx *c = p;
-    const int64_t nb = c->k / QK;
-    const int q4_1 = c->type == OT_Q4_1;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *wr = c->w + r * c->wrow;
-        for (int64_t t0 = 0; t0 < c->m; t0 += LC_TOKENS) {
-            const int nt = c->m - t0 < LC_TOKENS ? (int)(c->m - t0) : LC_TOKENS;
-            float acc[LC_TOKENS][LC_LANES] = {{0}}, summs[LC_TOKENS] = {0};
-            for (int64_t b = 0; b < nb; b++) {
-                int8_t wq[QK];
-                float dw, mw = 0.0f;
-                if (q4_1) {
-                    const block_q4_1 *wb = (const block_q4_1 *)wr + b;
-                    for (int i = 0; i < QK / 2; i++) {
-                        wq[i] = (int8_t)(wb->qs[i] & 15);
-                        wq[i + QK / 2] = (int8_t)(wb->qs[i] >> 4);
-                    }
-                    dw = ot_fp16_to_fp32(wb->d);
-                    mw = ot_fp16_to_fp32(wb->m);
-                } else {
-                    const block_q8_0 *wb = (const block_q8_0 *)wr + b;
-                    memcpy(wq, wb->qs, QK);
-                    dw = ot_fp16_to_fp32(wb->d);
-                }
-                for (int j = 0; j < nt; j++) {
-                    const uint8_t *xb = c->x + (t0 + j) * c->xrow + b * c->xblock;
-                    const int8_t *xq = (const int8_t *)xb + (q4_1 ? 4 : 2);
-                    uint16_t xd, xs;
-                    memcpy(&xd, xb, 2);
-                    memcpy(&xs, xb + 2, 2);
-                    const float dd = dw * ot_fp16_to_fp32(xd);
-                    for (int l = 0; l < LC_LANES; l++) {
-                        const int i = 4 * l;
-                        const int32_t isum = wq[i] * xq[i] + wq[i + 1] * xq[i + 1] + wq[i + 2] * xq[i + 2] +
-                                             wq[i + 3] * xq[i + 3];
-                        acc[j][l] = fmaf(dd, (float)isum, acc[j][l]);
-                    }
-                    if (q4_1)
-                        summs[j] += mw * ot_fp16_to_fp32(xs);
-                }
-            }
-            for (int j = 0; j < nt; j++)
-                c->y[(t0 + j) * c->n + r] = pairwise_total(acc[j], LC_LANES) + summs[j];
-        }
-    }
+    ot_active()->llamacpp_rows(c->type, c->w, c->wrow, r0, r1, c->x, c->xrow, c->m, c->k, c->y, c->n);
 }
 
 int ot_llamacpp_supports(int type) { return type == OT_Q4_1 || type == OT_Q8_0; }
@@ -149,7 +104,7 @@ int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const floa
         return -1;
     const size_t xblock = type == OT_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
     quantize_rows(type, x, m, k, scratch);
-    struct matmul_ctx c = {type, w, scratch, ot_row_bytes(type, k), (size_t)(k / QK) * xblock, xblock, n, k, m, y};
+    struct matmul_ctx c = {type, w, scratch, ot_row_bytes(type, k), (size_t)(k / QK) * xblock, n, k, m, y};
     ot_parallel_for(n, n * k * m, matmul_range, &c);
     return 0;
 }
@@ -219,23 +174,6 @@ static void rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, cons
 
 static inline float f16_round(float x) { return ot_fp16_to_fp32(ot_fp32_to_fp16(x)); }
 
-/* One head's score against key j: q16 . k_j in ggml's lane order
- * (regs = 1: tinyBLAS; LC_F16_DOT_REGS: ggml_vec_dot_f16, whose elements
- * past the last whole step are added in double). */
-static inline float score(const float *q16, const uint16_t *k, int64_t hd, int regs) {
-    float acc[LC_F16_DOT_REGS * LC_F16_LANES] = {0};
-    const int64_t step = (int64_t)regs * LC_F16_LANES, body = hd - hd % step;
-    for (int64_t i = 0; i < body; i++)
-        acc[i % step] = fmaf(q16[i], ot_fp16_to_fp32(k[i]), acc[i % step]);
-    for (int r = regs / 2; r >= 1; r /= 2)
-        for (int i = 0; i < r * LC_F16_LANES; i++)
-            acc[i] += acc[i + r * LC_F16_LANES];
-    double total = pairwise_total(acc, LC_F16_LANES);
-    for (int64_t i = body; i < hd; i++)
-        total += (double)(q16[i] * ot_fp16_to_fp32(k[i]));
-    return (float)total;
-}
-
 struct attend_ctx {
     const struct ot_llama_dims *d;
     const struct ot_kv_slot *slots;
@@ -245,13 +183,14 @@ struct attend_ctx {
     int kq_regs, kqv_regs; /* 1: a prompt's tinyBLAS; LC_F16_DOT_REGS: a single token's vec_dot */
 };
 
-LC_CLONES static void attend_range(void *p, int64_t i0, int64_t i1) {
+static void attend_range(void *p, int64_t i0, int64_t i1) {
     const struct attend_ctx *c = p;
+    const struct ot_kernels *kt = ot_active();
     const struct ot_llama_dims *d = c->d;
     const int64_t hd = d->head_dim, group = d->n_head / d->n_kv_head;
+    const int64_t step = (int64_t)c->kqv_regs * LC_F16_LANES; /* key j goes to lane j % step */
     const float scale = 1.0f / sqrtf((float)hd);
-    float q16[hd];
-    float acc[hd][LC_F16_DOT_REGS * LC_F16_LANES];
+    float q16[hd], acc[step][hd];
     for (int64_t it = i0; it < i1; it++) {
         const int64_t t = it / d->n_head, h = it % d->n_head;
         const struct ot_kv_slot *s = &c->slots[t];
@@ -262,35 +201,30 @@ LC_CLONES static void attend_range(void *p, int64_t i0, int64_t i1) {
         for (int64_t i = 0; i < hd; i++)
             q16[i] = f16_round(q[i]);
 
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < nkeys; j++)
-            mx = fmaxf(mx, score(q16, K + j * hd, hd, c->kq_regs) * scale);
+        float w[nkeys], mx = -INFINITY;
+        kt->llamacpp_dot_f16(q16, K, nkeys, hd, c->kq_regs, w);
+        for (int64_t j = 0; j < nkeys; j++) {
+            w[j] *= scale;
+            mx = fmaxf(mx, w[j]);
+        }
         double sum = 0.0;
         for (int64_t j0 = 0; j0 < nkeys; j0 += LC_F16_LANES) {
             float e[LC_F16_LANES] = {0};
             for (int64_t j = j0; j < nkeys && j < j0 + LC_F16_LANES; j++)
-                e[j - j0] = ggml_expf(score(q16, K + j * hd, hd, c->kq_regs) * scale - mx);
+                e[j - j0] = w[j] = ggml_expf(w[j] - mx);
             sum += (double)pairwise_total(e, LC_F16_LANES);
         }
         const float inv = (float)(1.0 / sum);
 
-        /* out[i] = sum_j p16_j v_j[i]: key j in register (j / 16) % regs, lane j % 16 */
-        const int64_t step = (int64_t)c->kqv_regs * LC_F16_LANES;
-        for (int64_t i = 0; i < hd; i++)
-            for (int64_t l = 0; l < step; l++)
-                acc[i][l] = 0.0f;
-        for (int64_t j = 0; j < nkeys; j++) {
-            const float pj = f16_round(ggml_expf(score(q16, K + j * hd, hd, c->kq_regs) * scale - mx) * inv);
-            const uint16_t *vj = V + j * hd;
-            for (int64_t i = 0; i < hd; i++)
-                acc[i][j % step] = fmaf(ot_fp16_to_fp32(vj[i]), pj, acc[i][j % step]);
-        }
+        memset(acc, 0, sizeof acc);
+        for (int64_t j = 0; j < nkeys; j++)
+            kt->llamacpp_axpy_f16(acc[j % step], V + j * hd, f16_round(w[j] * inv), hd);
         float *o = c->out + (t * d->n_head + h) * hd;
         for (int64_t i = 0; i < hd; i++) {
-            for (int r = c->kqv_regs / 2; r >= 1; r /= 2)
-                for (int l = 0; l < r * LC_F16_LANES; l++)
-                    acc[i][l] += acc[i][l + r * LC_F16_LANES];
-            o[i] = pairwise_total(acc[i], LC_F16_LANES);
+            float lanes[LC_F16_DOT_REGS * LC_F16_LANES];
+            for (int64_t l = 0; l < step; l++)
+                lanes[l] = acc[l][i];
+            o[i] = pairwise_total(lanes, (int)step);
         }
     }
 }

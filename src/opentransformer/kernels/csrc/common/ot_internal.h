@@ -142,6 +142,17 @@ struct ot_kernels {
     ot_row_fn dequantize[OT_NTYPES];
     ot_quant_fn quantize[OT_NTYPES];
     ot_attn_fn attention_f32, attention_f16;
+    /* llama.cpp's product (llamacpp_arith.c) of Q4_1 or Q8_0 weight rows
+     * [r0, r1) with m rows of its Q8_1 / Q8_0 activation blocks: y[t * ldy + r]. */
+    void (*llamacpp_rows)(int type, const uint8_t *w, size_t wrow, int64_t r0, int64_t r1, const uint8_t *x,
+                          size_t xrow, int64_t m, int64_t k, float *y, int64_t ldy);
+    /* Its float16 products: out[r] = sum_i a[i] * f32(b[r * n + i]) for r <
+     * rows, element i in register (i / 16) % regs, lane i % 16, by fused
+     * multiply-add; registers, then lanes, added pairwise; elements past the
+     * last whole 16 * regs added in double. And acc[i] += f32(v[i]) * p for
+     * i < n (one key's value row into the lanes of its position). */
+    void (*llamacpp_dot_f16)(const float *a, const uint16_t *b, int64_t rows, int64_t n, int regs, float *out);
+    void (*llamacpp_axpy_f16)(float *acc, const uint16_t *v, float p, int64_t n);
     void (*rmsnorm)(const float *x, const float *w, int64_t n, float eps, float *out);
     void (*softmax)(float *x, int64_t n);
     void (*silu_mul)(const float *gate, const float *up, int64_t n, float *out);

@@ -72,6 +72,7 @@ static inline void vscale(float *y, float a, int64_t n) {
 
 void ot_register_generic_quants(struct ot_kernels *t);
 void ot_register_montecarlo_generic(struct ot_kernels *t);
+void ot_register_generic_llamacpp(struct ot_kernels *t);
 OT_DECLARE_VISION(generic)
 
 void ot_register_generic(struct ot_kernels *t) {
@@ -84,4 +85,5 @@ void ot_register_generic(struct ot_kernels *t) {
     t->add = add;
     OT_SET_VISION(t, generic);
     ot_register_montecarlo_generic(t);
+    ot_register_generic_llamacpp(t);
 }

@@ -1216,6 +1216,105 @@ static void quantize_q8_K(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* --- llama.cpp's block product (llamacpp_arith.c) ---------------------------
+ *
+ * ggml's AVX2 vec_dot_q4_1_q8_1 / tinyBLAS Q8_0 lanes, four activation rows
+ * per pass over a weight block: lane l of a block's integer dot product sums
+ * elements 4l..4l+3; acc += (d_w * d_x) * lanes by fused multiply-add; hsum
+ * adds the lanes pairwise as ggml's hsum_float_8 does. Q8_0 weights are
+ * signed: |w| against x with w's sign, as ggml multiplies them. */
+#define LLAMACPP_TOKENS (2 * OT_MAXC)
+static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, int64_t r1, const uint8_t *x,
+                          size_t xrow, int64_t m, int64_t k, float *y, int64_t ldy) {
+    const int64_t nb = k / QK;
+    const int q4_1 = type == OT_Q4_1;
+    const size_t xblock = q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0), xoff = q4_1 ? 4 : 2;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = w + r * wrow;
+        for (int64_t t0 = 0; t0 < m; t0 += LLAMACPP_TOKENS) {
+            const int nt = m - t0 < LLAMACPP_TOKENS ? (int)(m - t0) : LLAMACPP_TOKENS;
+            __m256 acc[LLAMACPP_TOKENS];
+            float summs[LLAMACPP_TOKENS];
+            for (int j = 0; j < LLAMACPP_TOKENS; j++) {
+                acc[j] = _mm256_setzero_ps();
+                summs[j] = 0.0f;
+            }
+            const uint8_t *xt = x + t0 * xrow;
+            for (int64_t b = 0; b < nb; b++, xt += xblock) {
+                __m256i wu, wsign;
+                float dw, mw = 0.0f;
+                if (q4_1) {
+                    const block_q4_1 *wb = (const block_q4_1 *)wr + b;
+                    wu = nibbles16(wb->qs);
+                    wsign = _mm256_set1_epi8(1);
+                    dw = half(wb->d);
+                    mw = half(wb->m);
+                } else {
+                    const block_q8_0 *wb = (const block_q8_0 *)wr + b;
+                    wsign = load256(wb->qs);
+                    wu = _mm256_sign_epi8(wsign, wsign);
+                    dw = half(wb->d);
+                }
+                for (int j = 0; j < nt; j++) {
+                    const uint8_t *xb = xt + j * xrow;
+                    uint16_t xd;
+                    memcpy(&xd, xb, 2);
+                    const __m256i xs = _mm256_sign_epi8(load256(xb + xoff), wsign);
+                    const __m256 lanes = _mm256_cvtepi32_ps(dot_us(_mm256_setzero_si256(), wu, xs));
+                    acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * half(xd)), lanes, acc[j]);
+                    if (q4_1) {
+                        uint16_t s;
+                        memcpy(&s, xb + 2, 2);
+                        summs[j] += mw * half(s);
+                    }
+                }
+            }
+            for (int j = 0; j < nt; j++)
+                y[(t0 + j) * ldy + r] = hsum(acc[j]) + summs[j];
+        }
+    }
+}
+
+/* llama.cpp's float16 products (the lanes of ggml_vec_dot_f16 and tinyBLAS):
+ * 16-lane registers as two 8-lane halves, whose pairwise total is hsum(lo + hi). */
+OT_INLINE float llamacpp_dot_f16_row(const float *a, const uint16_t *b, int64_t n, int regs) {
+    __m256 lo[4], hi[4];
+    for (int r = 0; r < 4; r++)
+        lo[r] = hi[r] = _mm256_setzero_ps();
+    const int64_t step = 16 * (int64_t)regs, body = n - n % step;
+    for (int64_t i = 0; i < body; i += 16) {
+        const int r = (int)((i / 16) % regs);
+        lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))),
+                                lo[r]);
+        hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
+                                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i + 8))), hi[r]);
+    }
+    for (int h = regs / 2; h >= 1; h /= 2)
+        for (int r = 0; r < h; r++) {
+            lo[r] = _mm256_add_ps(lo[r], lo[r + h]);
+            hi[r] = _mm256_add_ps(hi[r], hi[r + h]);
+        }
+    double total = hsum(_mm256_add_ps(lo[0], hi[0]));
+    for (int64_t i = body; i < n; i++)
+        total += (double)(a[i] * half(b[i]));
+    return (float)total;
+}
+
+static void llamacpp_dot_f16(const float *a, const uint16_t *b, int64_t rows, int64_t n, int regs, float *out) {
+    for (int64_t r = 0; r < rows; r++)
+        out[r] = llamacpp_dot_f16_row(a, b + r * n, n, regs);
+}
+
+static void llamacpp_axpy_f16(float *acc, const uint16_t *v, float p, int64_t n) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), pv,
+                                                  _mm256_loadu_ps(acc + i)));
+    for (; i < n; i++)
+        acc[i] = fmaf(half(v[i]), p, acc[i]);
+}
+
 /* --- attention row primitives ------------------------------------------- */
 
 /* 8 float16 values of the KV cache as floats. */
@@ -1391,6 +1490,9 @@ void FN(ot_register)(struct ot_kernels *t) {
     t->quantize[OT_Q8_K] = quantize_q8_K;
     t->attention_f32 = attention_f32;
     t->attention_f16 = attention_f16;
+    t->llamacpp_rows = llamacpp_rows;
+    t->llamacpp_dot_f16 = llamacpp_dot_f16;
+    t->llamacpp_axpy_f16 = llamacpp_axpy_f16;
     SET_VISION(t, OT_ISA_SUFFIX);
     FN(ot_register_montecarlo)(t);
 }
