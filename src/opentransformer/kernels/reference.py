@@ -195,6 +195,74 @@ def matmul_a16(w: np.ndarray, n: int, k: int, x: np.ndarray) -> np.ndarray:
     return (_f(sumi) * (_f(a["d"])[None] * _f(d)[:, None])).sum(-1).astype(F32)
 
 
+# --- llama.cpp's arithmetic (kernels/csrc/common/llamacpp_arith.c) ------------------
+#
+# The same operations as its kernels, in float32, with every fused multiply-add
+# taken in float64 (the product of two float32 is exact there) and rounded once.
+
+def _fma(a, b, c) -> np.ndarray:
+    return (_f(a) * _f(b) + _f(c)).astype(F32)
+
+
+def _pairwise_total(a: np.ndarray) -> np.ndarray:
+    """Add the upper half of the last axis onto the lower until one lane is left."""
+    a = np.asarray(a, F32)
+    while a.shape[-1] > 1:
+        h = a.shape[-1] // 2
+        a = (a[..., :h] + a[..., h:]).astype(F32)
+    return a[..., 0]
+
+
+def llamacpp_quantize(x: np.ndarray, with_sum: bool) -> np.ndarray:
+    """x [m, k] -> Q8_1 (with_sum) or Q8_0 blocks as ggml's x86 quantize_row_q8_1/q8_0: d = max|x| / 127,
+    q = x * (127 / max|x|) rounded half to even, s = d * sum(q)."""
+    xb = np.asarray(x, F32).reshape(x.shape[0], -1, 32)
+    amax = np.abs(xb).max(axis=-1)
+    d = (amax / F32(127)).astype(F32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax == 0, F32(0), F32(127) / amax).astype(F32)
+    q = np.rint((xb * inv[..., None]).astype(F32)).astype(np.int8)
+    out = np.empty(xb.shape[:2], BLOCKS[Q8_1 if with_sum else Q8_0])
+    out["d"], out["qs"] = _fp16(d), q
+    if with_sum:
+        out["s"] = _fp16((d * q.astype(np.int32).sum(axis=-1).astype(F32)).astype(F32))
+    return out
+
+
+def llamacpp_matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray) -> np.ndarray:
+    """y [m, n] = x . W^T for Q4_1 / Q8_0 weights as ggml computes it: per block, 8 lanes of 4 consecutive
+    integer products, lane += (d_w * d_x) * lane_sum by fused multiply-add, lanes added pairwise; Q4_1 adds
+    sum(m_w * s_x) accumulated in float32."""
+    x = np.asarray(x, F32)
+    m = x.shape[0]
+    a = _blocks(ggml_type, w, n)
+    b = llamacpp_quantize(x, with_sum=ggml_type == Q4_1)
+    qw = _nibbles(a["qs"]) if ggml_type == Q4_1 else a["qs"].astype(np.int64)
+    lanes = np.einsum("rblj,cblj->crbl", qw.reshape(n, -1, 8, 4), b["qs"].astype(np.int64).reshape(m, -1, 8, 4))
+    dd = (a["d"].astype(F32)[None] * b["d"].astype(F32)[:, None]).astype(F32)  # [m, n, blocks]
+    acc = np.zeros((m, n, 8), F32)
+    summs = np.zeros((m, n), F32)
+    for blk in range(lanes.shape[2]):
+        acc = _fma(dd[..., blk, None], lanes[..., blk, :].astype(F32), acc)
+        if ggml_type == Q4_1:
+            summs = (summs + (a["m"].astype(F32)[None, :, blk] * b["s"].astype(F32)[:, None, blk]).astype(F32))
+    return (_pairwise_total(acc) + summs).astype(F32)
+
+
+def llamacpp_rmsnorm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    """ggml's rms_norm then mul: the squares (float32) summed in float64 in order, the mean rounded to float32."""
+    x = np.asarray(x, F32)
+    out = np.empty_like(x)
+    for r, row in enumerate(x.reshape(-1, x.shape[-1])):
+        total = 0.0
+        for sq in (row * row).astype(F32):
+            total += float(sq)
+        mean = F32(total / row.size)
+        scale = F32(1) / np.sqrt(F32(mean + F32(eps)), dtype=F32)
+        out.reshape(-1, x.shape[-1])[r] = ((row * scale).astype(F32) * np.asarray(w, F32)).astype(F32)
+    return out
+
+
 # --- row ops -------------------------------------------------------------------
 
 def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
