@@ -20,7 +20,7 @@ def load_llm(ref: str = "default", threads: int | None = None, n_ctx: int | None
     """Load a Llama-family model: "default", a .gguf path, or a Hugging Face model directory.
 
     arithmetic="llama.cpp" runs the model with llama.cpp's float operations in its order, so its logits equal
-    llama.cpp's CPU backend's bit for bit (slower; Q4_1 and Q8_0 weights)."""
+    llama.cpp's CPU backend's bit for bit (slower; Q4_1, Q8_0 and F16 weights)."""
     from .hub.resolve import require_gguf, resolve_model
     from .kernels import ops
     from .llm.model import LLM

@@ -21,6 +21,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--threads", "-t", type=int, default=None, help="compute threads (default: physical cores)")
     p.add_argument("--ctx", type=int, default=None, help="context size in tokens (default: the model's)")
+    _add_arithmetic_option(p)
+
+
+def _add_arithmetic_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arithmetic", choices=("own", "llama.cpp"), default="own",
+                   help="'own': our kernels; 'llama.cpp': its float operations in its order, so the logits are "
+                        "its CPU backend's bit for bit (slower; Q4_1, Q8_0 and F16 models) (default: %(default)s)")
 
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
@@ -45,7 +52,7 @@ def _load(a: argparse.Namespace):
     from . import load_llm
 
     with err.status(f"loading {a.model} …"):
-        return load_llm(a.model, threads=a.threads, n_ctx=a.ctx)
+        return load_llm(a.model, threads=a.threads, n_ctx=a.ctx, arithmetic=a.arithmetic)
 
 
 def _stream(gen, verbose: bool) -> None:
@@ -278,7 +285,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
                                  finance=a.finance, host=a.host, port=a.port,
                                  api_key=api_key_from_env(a.api_key), max_sequences=a.max_sequences,
                                  max_queue=a.max_queue, ctx=a.ctx, threads=a.threads,
-                                 max_body_bytes=a.max_body_bytes, cors_origins=tuple(a.cors_origin or ()))
+                                 arithmetic=a.arithmetic, max_body_bytes=a.max_body_bytes, cors_origins=tuple(a.cors_origin or ()))
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
     if settings.api_key is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
@@ -403,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests waiting beyond those before 429 (default: %(default)s)")
     p.add_argument("--ctx", type=int, default=None, help="context per sequence in tokens (default: the model's)")
     p.add_argument("--threads", "-t", type=int, default=None, help="compute threads (default: physical cores)")
+    _add_arithmetic_option(p)
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024,
                    help="largest request body (default: %(default)s)")
     p.add_argument("--cors-origin", action="append", default=None,

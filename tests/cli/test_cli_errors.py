@@ -105,6 +105,12 @@ def test_unsupported_architecture(tmp_path):
                        "supported: llama")
 
 
+def test_llamacpp_arithmetic_on_types_it_does_not_reproduce(tmp_path):
+    path = write_tiny_llama(tmp_path / "f32.gguf")
+    assert_clean_error(run_cli("generate", "--model", str(path), "--arithmetic", "llama.cpp", "--prompt", "hi"),
+                       "llama.cpp arithmetic reproduces Q4_1, Q8_0 and F16", "F32")
+
+
 def test_prompt_longer_than_context():
     prompt = "tell me a story " * 200
     assert_clean_error(run_cli("chat", "--ctx", "128", "--prompt", prompt), "context holds 128")

@@ -129,7 +129,7 @@ def matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, out: np
            scratch: MatmulScratch | None = None, arithmetic: str = "own") -> np.ndarray:
     """y[m, n] = x[m, k] @ W[n, k]^T with W in GGML block layout (raw bytes or float array).
 
-    arithmetic="llama.cpp" computes it with llama.cpp's float operations in their order (Q4_1 and Q8_0)."""
+    arithmetic="llama.cpp" computes it with llama.cpp's float operations in their order (Q4_1, Q8_0 and F16)."""
     out = _matmul_args(ggml_type, w, n, k, x, out, "matmul")
     scratch = scratch or MatmulScratch()
     sp = scratch.reserve(ggml_type, x.shape[0], k)

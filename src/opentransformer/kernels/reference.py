@@ -229,12 +229,35 @@ def llamacpp_quantize(x: np.ndarray, with_sum: bool) -> np.ndarray:
     return out
 
 
+def llamacpp_dot_f16(a: np.ndarray, b: np.ndarray, regs: int) -> np.ndarray:
+    """sum over the last axis of a * b (both float16 values) as ggml does: element i in register
+    (i / 16) % regs, lane i % 16, by fused multiply-add; registers, then lanes, added pairwise; the elements
+    past the last whole 16 * regs added in float64."""
+    a, b = np.asarray(a, F32), np.asarray(b, F32)
+    n = a.shape[-1]
+    step = 16 * regs
+    body = n - n % step
+    acc = np.zeros(np.broadcast_shapes(a.shape, b.shape)[:-1] + (step,), F32)
+    for i in range(0, body, step):
+        acc = _fma(a[..., i:i + step], b[..., i:i + step], acc)
+    total = _f(_pairwise_total(acc))
+    for i in range(body, n):
+        total = total + _f((a[..., i] * b[..., i]).astype(F32))
+    return total.astype(F32)
+
+
 def llamacpp_matmul(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray) -> np.ndarray:
-    """y [m, n] = x . W^T for Q4_1 / Q8_0 weights as ggml computes it: per block, 8 lanes of 4 consecutive
-    integer products, lane += (d_w * d_x) * lane_sum by fused multiply-add, lanes added pairwise; Q4_1 adds
-    sum(m_w * s_x) accumulated in float32."""
+    """y [m, n] = x . W^T as ggml computes it. Q4_1 / Q8_0: per block, 8 lanes of 4 consecutive integer
+    products, lane += (d_w * d_x) * lane_sum by fused multiply-add, lanes added pairwise; Q4_1 adds
+    sum(m_w * s_x) accumulated in float32. F16: x rounded to float16, then llamacpp_dot_f16 in tinyBLAS's
+    lanes from two rows on (k a multiple of 16, n of 4), else in ggml_vec_dot_f16's."""
     x = np.asarray(x, F32)
     m = x.shape[0]
+    if ggml_type == F16_T:
+        regs = 1 if m >= 2 and k % 16 == 0 and n % 4 == 0 else 4
+        x16 = x.astype(np.float16).astype(F32)
+        wf = np.ascontiguousarray(w).view(np.float16).reshape(n, k).astype(F32)
+        return llamacpp_dot_f16(x16[:, None, :], wf[None, :, :], regs)
     a = _blocks(ggml_type, w, n)
     b = llamacpp_quantize(x, with_sum=ggml_type == Q4_1)
     qw = _nibbles(a["qs"]) if ggml_type == Q4_1 else a["qs"].astype(np.int64)

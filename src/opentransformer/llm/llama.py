@@ -84,13 +84,13 @@ def _check_llamacpp_types(weights: LlamaWeights) -> None:
                                                        layer.w_up, layer.w_down)] + [weights.output]
     other = sorted({SUPPORTED_TYPES[w.ggml_type] for w in linears if not ops.llamacpp_supports(w.ggml_type)})
     if other:
-        raise UnsupportedModelError(f"the llama.cpp arithmetic reproduces Q4_1 and Q8_0 weights; this model also "
+        raise UnsupportedModelError(f"the llama.cpp arithmetic reproduces Q4_1, Q8_0 and F16 weights; this model also "
                                     f"has {', '.join(other)}")
 
 
 class Llama:
     """arithmetic: "own" (our kernels) or "llama.cpp" (its float operations in its order, so the logits equal
-    llama.cpp's CPU backend bit for bit; slower, Q4_1 and Q8_0 weights; kernels/csrc/common/llamacpp_arith.c)."""
+    llama.cpp's CPU backend bit for bit; slower, Q4_1, Q8_0 and F16 weights; kernels/csrc/common/llamacpp_arith.c)."""
 
     def __init__(self, cfg: LlamaConfig, weights: LlamaWeights, max_batch: int = 512, arithmetic: str = "own"):
         if arithmetic not in ops.ARITHMETICS:

@@ -40,7 +40,7 @@ class LLM:
         """The model in a GGUF file. `tokenizer` and `chat_template`, where given, replace the file's own
         (a file converted from a Hugging Face directory runs with that directory's tokenizer files).
         arithmetic="llama.cpp" computes with llama.cpp's float operations in its order, so logits equal its
-        CPU backend's bit for bit (slower; Q4_1 and Q8_0 weights)."""
+        CPU backend's bit for bit (slower; Q4_1, Q8_0 and F16 weights)."""
         gf = GGUFFile(path)
         cfg = llama_config_from_gguf(gf)
         weights = load_llama_weights(gf, cfg)

@@ -159,7 +159,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        llm = await run_in_threadpool(load_llm, settings.model, settings.threads, settings.ctx)
+        llm = await run_in_threadpool(load_llm, settings.model, settings.threads, settings.ctx, settings.arithmetic)
         if settings.vision_model:
             server.classifier = await run_in_threadpool(load_classifier, settings.vision_model, settings.threads)
             server.vision_model_id = _model_id(settings.vision_model)

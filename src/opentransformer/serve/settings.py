@@ -20,6 +20,7 @@ class ServeSettings:
     max_queue: int = 64  # requests waiting for a free sequence before 429
     ctx: int | None = None  # each sequence's KV cache capacity; None: the model's context
     threads: int | None = None
+    arithmetic: str = "own"  # or "llama.cpp": its logits bit for bit (load_llm)
     spare_caches: int = 4  # idle caches kept beyond max_sequences, holding prefixes for reuse
     max_body_bytes: int = 4 * 1024 * 1024
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
@@ -33,6 +34,8 @@ class ServeSettings:
             raise ValueError(f"spare_caches must be >= 0, got {self.spare_caches}")
         if self.ctx is not None and self.ctx < 16:
             raise ValueError(f"ctx must be >= 16 tokens, got {self.ctx}")
+        if self.arithmetic not in ("own", "llama.cpp"):
+            raise ValueError(f"arithmetic must be 'own' or 'llama.cpp', got {self.arithmetic!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
 

@@ -98,6 +98,8 @@ static size_t xblocks_offset(int act, int64_t m, int64_t k) {
 
 size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
     const int act = info(type).act;
+    if (type == OT_F16) /* ot_llamacpp_matmul's x, rounded to float16 */
+        return (size_t)m * (size_t)k * sizeof(float);
     if (act < 0)
         return 0;
     const size_t blocks = (size_t)m * (size_t)(k / info(act).blck);

@@ -17,10 +17,11 @@
  *     8 lanes of 4 consecutive elements; lane l += (d_w * d_x) * isum_l by
  *     fused multiply-add; lanes added pairwise at the end (hsum_float_8);
  *     Q4_1 adds sum(m_w * s_x), accumulated in float.
- *   - float16 attention: q (and the softmax weights) rounded to float16;
- *     prompts through tinyBLAS (16 lanes, element i in lane i % 16), single
- *     tokens through ggml_vec_dot_f16 (4 x 16 lanes, element i in register
- *     (i / 16) % 4), registers and lanes added pairwise.
+ *   - float16 products (attention over the float16 cache, F16 weights): the
+ *     float32 side (q, the softmax weights, x) rounded to float16; from two
+ *     tokens on through tinyBLAS (16 lanes, element i in lane i % 16), a
+ *     single token through ggml_vec_dot_f16 (4 x 16 lanes, element i in
+ *     register (i / 16) % 4), registers and lanes added pairwise.
  *   - softmax: exp by ggml's AVX-512 polynomial, 16 at a time, each 16
  *     summed pairwise and added in double; weights = exp * (float)(1 / sum).
  *   - RMSNorm: sum of squares in double; RoPE: angles from a running
@@ -96,10 +97,44 @@ static void matmul_range(void *p, int64_t r0, int64_t r1) {
     ot_active()->llamacpp_rows(c->type, c->w, c->wrow, r0, r1, c->x, c->xrow, c->m, c->k, c->y, c->n);
 }
 
-int ot_llamacpp_supports(int type) { return type == OT_Q4_1 || type == OT_Q8_0; }
+/* float16 weights: ggml rounds x to float16 and hands the product to
+ * tinyBLAS from two tokens on (k a multiple of 16, n of 4), else to
+ * ggml_vec_dot_f16. Rows go in blocks that stay in cache across tokens. */
+#define LC_F16_ROW_BLOCK 64
+
+struct matmul_f16_ctx {
+    const uint16_t *w;
+    const float *x16;
+    int64_t n, k, m;
+    int regs;
+    float *y;
+};
+
+static void matmul_f16_range(void *p, int64_t b0, int64_t b1) {
+    const struct matmul_f16_ctx *c = p;
+    for (int64_t r0 = b0 * LC_F16_ROW_BLOCK; r0 < c->n && r0 < b1 * LC_F16_ROW_BLOCK; r0 += LC_F16_ROW_BLOCK) {
+        const int64_t rows = c->n - r0 < LC_F16_ROW_BLOCK ? c->n - r0 : LC_F16_ROW_BLOCK;
+        for (int64_t t = 0; t < c->m; t++)
+            ot_active()->llamacpp_dot_f16(c->x16 + t * c->k, c->w + r0 * c->k, rows, c->k, c->regs,
+                                          c->y + t * c->n + r0);
+    }
+}
+
+static inline float f16_round(float x) { return ot_fp16_to_fp32(ot_fp32_to_fp16(x)); }
+
+int ot_llamacpp_supports(int type) { return type == OT_Q4_1 || type == OT_Q8_0 || type == OT_F16; }
 
 int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y,
                        void *scratch) {
+    if (type == OT_F16) {
+        float *x16 = scratch;
+        for (int64_t i = 0; i < m * k; i++)
+            x16[i] = f16_round(x[i]);
+        const int tiny = m >= 2 && k % LC_F16_LANES == 0 && n % 4 == 0;
+        struct matmul_f16_ctx c = {w, x16, n, k, m, tiny ? 1 : LC_F16_DOT_REGS, y};
+        ot_parallel_for((n + LC_F16_ROW_BLOCK - 1) / LC_F16_ROW_BLOCK, n * k * m, matmul_f16_range, &c);
+        return 0;
+    }
     if (!ot_llamacpp_supports(type) || k % QK != 0)
         return -1;
     const size_t xblock = type == OT_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
@@ -171,8 +206,6 @@ static void rope(float *x, const int32_t *pos, int64_t ntok, int64_t nhead, cons
 }
 
 /* --- attention over float16 caches ------------------------------------------------ */
-
-static inline float f16_round(float x) { return ot_fp16_to_fp32(ot_fp32_to_fp16(x)); }
 
 struct attend_ctx {
     const struct ot_llama_dims *d;

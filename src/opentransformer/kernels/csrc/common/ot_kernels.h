@@ -153,7 +153,7 @@ struct ot_llama_dims {
     const float *inv_freq; /* rope_dim / 2 */
     int32_t kv_type;       /* the caches' element type: OT_F32 or OT_F16 */
     /* Which arithmetic runs the layer: OT_ARITH_OWN, or OT_ARITH_LLAMACPP
-     * (llamacpp_arith.c: float16 caches, Q4_1 / Q8_0 weights), which computes
+     * (llamacpp_arith.c: float16 caches, Q4_1 / Q8_0 / F16 weights), which computes
      * its rope angles as llama.cpp does, from these instead of inv_freq. */
     int32_t arith;
     float rope_base, rope_freq_scale;
@@ -198,7 +198,7 @@ int ot_llama_layer(const struct ot_llama_layer *L, const struct ot_llama_dims *d
  * backend, in its order (llamacpp_arith.c says which and why), so logits
  * equal its own bit for bit. Slower than the kernels above. */
 
-/* 1 for the weight types it reproduces (Q4_1, Q8_0), else 0. */
+/* 1 for the weight types it reproduces (Q4_1, Q8_0, F16), else 0. */
 int ot_llamacpp_supports(int type);
 /* As ot_matmul (same scratch); -1 for a type it does not reproduce. */
 int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y,
