@@ -134,6 +134,17 @@ def matmul(w: Writer):
         w.case(f"matmul {qtype.name} vs float math", "matmul", 3e-2, [int(qtype), 17, k, 5], [], [wt, x, want])
 
 
+# --- llama.cpp's arithmetic (tests/kernels/test_llamacpp_arith.py): bit for bit ------
+
+def llamacpp_matmul(w: Writer):
+    for qtype in (T.Q4_1, T.Q8_0, T.F16):
+        for n, m, blocks in [(1, 1, 1), (17, 5, 8), (64, 13, 2), (12, 3, 3), (8, 1, 5)]:
+            k, wt, x = matmul_case(qtype, n, m, blocks)
+            want = reference.llamacpp_matmul(int(qtype), wt, n, k, x)
+            w.case(f"llamacpp_matmul {qtype.name} n={n} m={m} k={k}", "llamacpp_matmul", 0.0,
+                   [int(qtype), n, k, m], [], [wt, x, f64(want)])
+
+
 # --- row ops, rope, attention (tests/kernels/test_row_ops.py) --------------------
 
 def row_ops(w: Writer):
@@ -253,7 +264,7 @@ def main() -> None:
     out = Path(sys.argv[1])
     out.parent.mkdir(parents=True, exist_ok=True)
     w = Writer(out)
-    for part in (block_formats, matmul, row_ops, vision, montecarlo):
+    for part in (block_formats, matmul, llamacpp_matmul, row_ops, vision, montecarlo):
         part(w)
     w.f.close()
     print(f"{w.count} cases -> {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -203,6 +203,24 @@ static int run_matmul(const struct vcase *c) {
     return ok;
 }
 
+/* llama.cpp's arithmetic: equal to the reference bit for bit (rtol 0). */
+static int run_llamacpp_matmul(const struct vcase *c) {
+    const int type = (int)c->i[0];
+    const int64_t n = c->i[1], k = c->i[2], m = c->i[3];
+    const size_t count = (size_t)(m * n);
+    if (!sized(c, 0, n * ot_row_bytes(type, k)) || !sized(c, 1, (size_t)(m * k) * 4) || !sized(c, 2, count * 8))
+        return 0;
+    float *y = poisoned(count);
+    void *scratch = malloc(ot_matmul_scratch_bytes(type, m, k) + 1);
+    int ok = ot_llamacpp_matmul(type, c->a[0], n, k, F(1), m, y, scratch) == 0;
+    if (!ok)
+        snprintf(why, sizeof why, "ot_llamacpp_matmul refused the case");
+    ok = ok && close_to("llamacpp_matmul", y, D(2), count, c->rtol);
+    free(scratch);
+    free(y);
+    return ok;
+}
+
 static int run_rmsnorm(const struct vcase *c) {
     const int64_t rows = c->i[0], n = c->i[1];
     const size_t count = (size_t)(rows * n);
@@ -422,6 +440,7 @@ static int run_case(const struct vcase *c) {
         int (*run)(const struct vcase *);
     } simple[] = {
         {"dequantize", run_dequantize}, {"matmul", run_matmul},       {"rmsnorm", run_rmsnorm},
+        {"llamacpp_matmul", run_llamacpp_matmul},
         {"softmax", run_softmax},       {"rope", run_rope},           {"attention", run_attention},
         {"gemm_f32", run_gemm_f32},     {"gemm_pack", run_gemm_pack}, {"bias_act", run_bias_act},
         {"gelu_accuracy", run_gelu_accuracy}, {"layernorm", run_layernorm}, {"attention_full", run_attention_full},
