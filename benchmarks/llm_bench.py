@@ -71,7 +71,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def worker_ours(model: str, threads: int, prompt_ids: list[int], gen_tokens: int, reps: int) -> dict:
+def worker_ours(model: str, threads: int, prompt_ids: list[int], gen_tokens: int, reps: int,
+                arithmetic: str = "own") -> dict:
     import numpy as np
 
     import opentransformer
@@ -80,7 +81,7 @@ def worker_ours(model: str, threads: int, prompt_ids: list[int], gen_tokens: int
     from opentransformer.llm.sampling import SamplingParams
 
     t = time.perf_counter()
-    llm = opentransformer.load_llm(model, threads=threads, n_ctx=N_CTX)
+    llm = opentransformer.load_llm(model, threads=threads, n_ctx=N_CTX, arithmetic=arithmetic)
     load_s = time.perf_counter() - t
     ids = np.asarray(prompt_ids, dtype=np.int32)
 
@@ -212,8 +213,9 @@ WORKERS = {"ours": worker_ours, "llamacpp": worker_llamacpp, "torch": worker_tor
 
 def worker_main(args) -> None:
     spec = json.loads(Path(args.worker_spec).read_text())
+    extra = {"arithmetic": spec["arithmetic"]} if args.worker == "ours" else {}
     result = WORKERS[args.worker](spec["model"], spec["threads"], spec["prompt_ids"], spec["gen_tokens"],
-                                  spec["reps"])
+                                  spec["reps"], **extra)
     Path(args.worker_out).write_text(json.dumps(result))
 
 
@@ -326,6 +328,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--llamacpp-python", help="a Python with llama-cpp-python, to measure llama.cpp")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch eager")
+    ap.add_argument("--arithmetic", choices=("own", "llama.cpp"), default="own",
+                    help="our engine's arithmetic: its kernels, or llama.cpp's float operations in its order")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default: benchmarks/results/llm_<date>.json)")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     ap.add_argument("--worker-spec", help=argparse.SUPPRESS)
@@ -348,11 +352,12 @@ def main() -> None:
     runs = []
     for threads in args.threads:
         spec = {"model": str(args.model), "threads": threads, "prompt_ids": ids, "gen_tokens": args.gen_tokens,
-                "reps": 1}
+                "reps": 1, "arithmetic": args.arithmetic}
         engines = [merge(rounds) for rounds in measure_rounds(workers, spec, args.reps)]
         runs.append({"threads": threads, "engines": engines,
                      "summary": {e["engine"]: summarize(e, len(ids)) for e in engines}})
-    print_table(runs, f"{args.model.name}, {len(ids)}-token prompt, {args.gen_tokens} generated")
+    print_table(runs, f"{args.model.name}, {len(ids)}-token prompt, {args.gen_tokens} generated, "
+                      f"{args.arithmetic} arithmetic")
 
     import numpy
 
@@ -364,6 +369,7 @@ def main() -> None:
         "isa": {e["engine"]: e["isa"] for run in runs for e in run["engines"]},
         "settings": {"model": args.model.name, "n_ctx": N_CTX, "prompt_tokens": len(ids),
                      "gen_tokens": args.gen_tokens, "reps": args.reps, "threads": args.threads,
+                     "arithmetic": args.arithmetic,
                      "sampling": "greedy", "prompt_ids": ids},
         "runs": runs,
     }

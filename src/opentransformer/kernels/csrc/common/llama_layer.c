@@ -12,6 +12,9 @@
  * parallel region. From OT_PREFILL_ROWS tokens on (a prompt), projections
  * run as GEMMs that repack or expand each weight once per call and reuse it
  * for every token (project_all).
+ *
+ * The ops come from a table: our kernels' (own_layer_ops) or, for dims with
+ * arith = OT_ARITH_LLAMACPP, llama.cpp's arithmetic (llamacpp_arith.c).
  */
 #include <string.h>
 

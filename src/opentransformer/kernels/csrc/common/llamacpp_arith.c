@@ -171,7 +171,11 @@ static inline float ggml_expf(float x) {
                          fmaf(0x1.ffffecp-1f, b, 1.0f));
     if (fabsf(n) > 192.0f)
         return n <= 0.0f ? 0.0f : INFINITY;
-    return ldexpf(j, (int)n);
+    if (n > 127.0f) /* j > 0 */
+        return INFINITY;
+    if (n < -126.0f) /* 2^n is no normal float: one rounding, as scalef */
+        return ldexpf(j, (int)n);
+    return j * ot_bits_f32((uint32_t)((int)n + 127) << 23);
 }
 
 /* silu(gate) * up: 16 at a time through ggml_expf, the tail through expf. */
@@ -216,7 +220,7 @@ struct attend_ctx {
     int kq_regs, kqv_regs; /* 1: a prompt's tinyBLAS; LC_F16_DOT_REGS: a single token's vec_dot */
 };
 
-static void attend_range(void *p, int64_t i0, int64_t i1) {
+LC_CLONES static void attend_range(void *p, int64_t i0, int64_t i1) {
     const struct attend_ctx *c = p;
     const struct ot_kernels *kt = ot_active();
     const struct ot_llama_dims *d = c->d;
@@ -238,7 +242,7 @@ static void attend_range(void *p, int64_t i0, int64_t i1) {
         kt->llamacpp_dot_f16(q16, K, nkeys, hd, c->kq_regs, w);
         for (int64_t j = 0; j < nkeys; j++) {
             w[j] *= scale;
-            mx = fmaxf(mx, w[j]);
+            mx = w[j] > mx ? w[j] : mx;
         }
         double sum = 0.0;
         for (int64_t j0 = 0; j0 < nkeys; j0 += LC_F16_LANES) {
