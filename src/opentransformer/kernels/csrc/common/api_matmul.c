@@ -96,6 +96,8 @@ static size_t xblocks_offset(int act, int64_t m, int64_t k) {
     return (q + 63) / 64 * 64;
 }
 
+size_t ot_matmul_xblocks_at(int type, int64_t m, int64_t k) { return xblocks_offset(info(type).act, m, k); }
+
 size_t ot_matmul_scratch_bytes(int type, int64_t m, int64_t k) {
     const int act = info(type).act;
     if (type == OT_F16) /* ot_llamacpp_matmul's x, rounded to float16 */

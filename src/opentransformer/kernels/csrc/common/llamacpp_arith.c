@@ -58,8 +58,10 @@ static inline float pairwise_total(float *a, int n) {
 
 static void quantize_block(const float *x, int8_t *qs, uint16_t *d16, uint16_t *s16) {
     float amax = 0.0f;
-    for (int i = 0; i < QK; i++)
-        amax = fmaxf(amax, fabsf(x[i]));
+    for (int i = 0; i < QK; i++) {
+        const float a = fabsf(x[i]);
+        amax = a > amax ? a : amax;
+    }
     const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     for (int i = 0; i < QK; i++) {
@@ -71,30 +73,48 @@ static void quantize_block(const float *x, int8_t *qs, uint16_t *d16, uint16_t *
         *s16 = ot_fp32_to_fp16(d * (float)sum);
 }
 
-/* x [m][k] -> the weight type's activation blocks (Q8_1 for Q4_1, Q8_0 for Q8_0). */
-static void quantize_rows(int type, const float *x, int64_t m, int64_t k, void *dst) {
-    for (int64_t b = 0; b < m * (k / QK); b++) {
+/* x [m][k] -> the weight type's activation blocks (Q8_1 for Q4_1, Q8_0 for
+ * Q8_0), and each block's d and s as floats in ds; blocks [b0, b1). */
+static void quantize_rows(int type, const float *x, int64_t b0, int64_t b1, void *dst, float *ds) {
+    for (int64_t b = b0; b < b1; b++) {
         if (type == OT_Q4_1) {
             block_q8_1 *y = (block_q8_1 *)dst + b;
             quantize_block(x + b * QK, y->qs, &y->d, &y->s);
+            ds[2 * b + 1] = ot_fp16_to_fp32(y->s);
+            ds[2 * b] = ot_fp16_to_fp32(y->d);
         } else {
             block_q8_0 *y = (block_q8_0 *)dst + b;
             quantize_block(x + b * QK, y->qs, &y->d, NULL);
+            ds[2 * b] = ot_fp16_to_fp32(y->d);
+            ds[2 * b + 1] = 0.0f;
         }
     }
+}
+
+struct quantize_ctx {
+    int type;
+    const float *x;
+    void *dst;
+    float *ds;
+};
+
+static void quantize_range(void *p, int64_t b0, int64_t b1) {
+    const struct quantize_ctx *c = p;
+    quantize_rows(c->type, c->x, b0, b1, c->dst, c->ds);
 }
 
 struct matmul_ctx {
     int type;
     const uint8_t *w, *x;
     size_t wrow, xrow;
+    const float *xds;
     int64_t n, k, m;
     float *y;
 };
 
 static void matmul_range(void *p, int64_t r0, int64_t r1) {
     const struct matmul_ctx *c = p;
-    ot_active()->llamacpp_rows(c->type, c->w, c->wrow, r0, r1, c->x, c->xrow, c->m, c->k, c->y, c->n);
+    ot_active()->llamacpp_rows(c->type, c->w, c->wrow, r0, r1, c->x, c->xrow, c->xds, c->m, c->k, c->y, c->n);
 }
 
 /* float16 weights: ggml rounds x to float16 and hands the product to
@@ -138,8 +158,10 @@ int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const floa
     if (!ot_llamacpp_supports(type) || k % QK != 0)
         return -1;
     const size_t xblock = type == OT_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    quantize_rows(type, x, m, k, scratch);
-    struct matmul_ctx c = {type, w, scratch, ot_row_bytes(type, k), (size_t)(k / QK) * xblock, n, k, m, y};
+    float *xds = (float *)((uint8_t *)scratch + ot_matmul_xblocks_at(type, m, k)); /* 8 of its 12 bytes a block */
+    struct quantize_ctx q = {type, x, scratch, xds};
+    ot_parallel_for(m * (k / QK), m * k, quantize_range, &q);
+    struct matmul_ctx c = {type, w, scratch, ot_row_bytes(type, k), (size_t)(k / QK) * xblock, xds, n, k, m, y};
     ot_parallel_for(n, n * k * m, matmul_range, &c);
     return 0;
 }

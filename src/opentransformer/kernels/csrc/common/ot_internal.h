@@ -143,9 +143,10 @@ struct ot_kernels {
     ot_quant_fn quantize[OT_NTYPES];
     ot_attn_fn attention_f32, attention_f16;
     /* llama.cpp's product (llamacpp_arith.c) of Q4_1 or Q8_0 weight rows
-     * [r0, r1) with m rows of its Q8_1 / Q8_0 activation blocks: y[t * ldy + r]. */
+     * [r0, r1) with m rows of its Q8_1 / Q8_0 activation blocks, whose d and s
+     * xds holds as floats ([m][k / 32][2]): y[t * ldy + r]. */
     void (*llamacpp_rows)(int type, const uint8_t *w, size_t wrow, int64_t r0, int64_t r1, const uint8_t *x,
-                          size_t xrow, int64_t m, int64_t k, float *y, int64_t ldy);
+                          size_t xrow, const float *xds, int64_t m, int64_t k, float *y, int64_t ldy);
     /* Its float16 products: out[r] = sum_i a[i] * f32(b[r * n + i]) for r <
      * rows, element i in register (i / 16) % regs, lane i % 16, by fused
      * multiply-add; registers, then lanes, added pairwise; elements past the
@@ -199,6 +200,10 @@ int ot_thread_index(void);
  * one input and one weight type (biases are the caller's): x is quantized
  * once into scratch (ot_matmul_scratch_bytes for the type, m and k), then one
  * parallel sweep covers all their rows. */
+/* Where ot_matmul's scratch for an m x k product of this weight type keeps
+ * a struct ot_xblock per activation block, after the quantized rows. */
+size_t ot_matmul_xblocks_at(int type, int64_t m, int64_t k);
+
 #define OT_PROJECT_MAX 4
 /* act16 rounds x to 16 bits per block instead (Q8_0 weights, where the ISA
  * has gemm_q8_0_a16). */

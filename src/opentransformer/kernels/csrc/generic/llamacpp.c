@@ -11,7 +11,7 @@
 #define TOKENS 4 /* activation rows per pass over a weight block */
 
 static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, int64_t r1, const uint8_t *x,
-                          size_t xrow, int64_t m, int64_t k, float *y, int64_t ldy) {
+                          size_t xrow, const float *xds, int64_t m, int64_t k, float *y, int64_t ldy) {
     const int64_t nb = k / QK;
     const int q4_1 = type == OT_Q4_1;
     const size_t xblock = q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
@@ -37,12 +37,9 @@ static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, i
                     dw = ot_fp16_to_fp32(wb->d);
                 }
                 for (int j = 0; j < nt; j++) {
-                    const uint8_t *xb = x + (t0 + j) * xrow + b * xblock;
-                    const int8_t *xq = (const int8_t *)xb + (q4_1 ? 4 : 2);
-                    uint16_t xd, xs;
-                    memcpy(&xd, xb, 2);
-                    memcpy(&xs, xb + 2, 2);
-                    const float dd = dw * ot_fp16_to_fp32(xd);
+                    const int8_t *xq = (const int8_t *)(x + (t0 + j) * xrow + b * xblock) + (q4_1 ? 4 : 2);
+                    const float *ds = xds + 2 * ((t0 + j) * nb + b);
+                    const float dd = dw * ds[0];
                     for (int l = 0; l < LANES; l++) {
                         const int i = 4 * l;
                         const int32_t isum = wq[i] * xq[i] + wq[i + 1] * xq[i + 1] + wq[i + 2] * xq[i + 2] +
@@ -50,7 +47,7 @@ static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, i
                         acc[j][l] = fmaf(dd, (float)isum, acc[j][l]);
                     }
                     if (q4_1)
-                        summs[j] += mw * ot_fp16_to_fp32(xs);
+                        summs[j] += mw * ds[1];
                 }
             }
             for (int j = 0; j < nt; j++) {

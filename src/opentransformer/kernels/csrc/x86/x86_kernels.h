@@ -1224,54 +1224,55 @@ static void quantize_q8_K(const float *x, void *dst, int64_t n) {
  * adds the lanes pairwise as ggml's hsum_float_8 does. Q8_0 weights are
  * signed: |w| against x with w's sign, as ggml multiplies them. */
 #define LLAMACPP_TOKENS (2 * OT_MAXC)
-static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, int64_t r1, const uint8_t *x,
-                          size_t xrow, int64_t m, int64_t k, float *y, int64_t ldy) {
-    const int64_t nb = k / QK;
-    const int q4_1 = type == OT_Q4_1;
+/* One weight row against NT activation rows from xt (NT a constant where inlined). */
+OT_INLINE void llamacpp_row_tokens(const uint8_t *wr, int q4_1, const uint8_t *xt, size_t xrow, const float *ds,
+                                   int64_t nb, int NT, float *y, int64_t ldy) {
     const size_t xblock = q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0), xoff = q4_1 ? 4 : 2;
+    __m256 acc[LLAMACPP_TOKENS];
+    float summs[LLAMACPP_TOKENS];
+    for (int j = 0; j < NT; j++) {
+        acc[j] = _mm256_setzero_ps();
+        summs[j] = 0.0f;
+    }
+    for (int64_t b = 0; b < nb; b++, xt += xblock) {
+        __m256i wu, wsign;
+        float dw, mw = 0.0f;
+        if (q4_1) {
+            const block_q4_1 *wb = (const block_q4_1 *)wr + b;
+            wu = nibbles16(wb->qs);
+            wsign = _mm256_set1_epi8(1);
+            dw = half(wb->d);
+            mw = half(wb->m);
+        } else {
+            const block_q8_0 *wb = (const block_q8_0 *)wr + b;
+            wsign = load256(wb->qs);
+            wu = _mm256_sign_epi8(wsign, wsign);
+            dw = half(wb->d);
+        }
+        for (int j = 0; j < NT; j++) {
+            const float *d = ds + 2 * (j * nb + b);
+            const __m256i xs = _mm256_sign_epi8(load256(xt + j * xrow + xoff), wsign);
+            const __m256 lanes = _mm256_cvtepi32_ps(dot_us(_mm256_setzero_si256(), wu, xs));
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * d[0]), lanes, acc[j]);
+            summs[j] += mw * d[1]; /* m and s are float16 values: their product is exact */
+        }
+    }
+    for (int j = 0; j < NT; j++)
+        y[j * ldy] = hsum(acc[j]) + summs[j];
+}
+
+static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, int64_t r1, const uint8_t *x,
+                          size_t xrow, const float *xds, int64_t m, int64_t k, float *y, int64_t ldy) {
+    const int64_t nb = k / QK, full = m - m % LLAMACPP_TOKENS;
+    const int q4_1 = type == OT_Q4_1;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + r * wrow;
-        for (int64_t t0 = 0; t0 < m; t0 += LLAMACPP_TOKENS) {
-            const int nt = m - t0 < LLAMACPP_TOKENS ? (int)(m - t0) : LLAMACPP_TOKENS;
-            __m256 acc[LLAMACPP_TOKENS];
-            float summs[LLAMACPP_TOKENS];
-            for (int j = 0; j < LLAMACPP_TOKENS; j++) {
-                acc[j] = _mm256_setzero_ps();
-                summs[j] = 0.0f;
-            }
-            const uint8_t *xt = x + t0 * xrow;
-            for (int64_t b = 0; b < nb; b++, xt += xblock) {
-                __m256i wu, wsign;
-                float dw, mw = 0.0f;
-                if (q4_1) {
-                    const block_q4_1 *wb = (const block_q4_1 *)wr + b;
-                    wu = nibbles16(wb->qs);
-                    wsign = _mm256_set1_epi8(1);
-                    dw = half(wb->d);
-                    mw = half(wb->m);
-                } else {
-                    const block_q8_0 *wb = (const block_q8_0 *)wr + b;
-                    wsign = load256(wb->qs);
-                    wu = _mm256_sign_epi8(wsign, wsign);
-                    dw = half(wb->d);
-                }
-                for (int j = 0; j < nt; j++) {
-                    const uint8_t *xb = xt + j * xrow;
-                    uint16_t xd;
-                    memcpy(&xd, xb, 2);
-                    const __m256i xs = _mm256_sign_epi8(load256(xb + xoff), wsign);
-                    const __m256 lanes = _mm256_cvtepi32_ps(dot_us(_mm256_setzero_si256(), wu, xs));
-                    acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * half(xd)), lanes, acc[j]);
-                    if (q4_1) {
-                        uint16_t s;
-                        memcpy(&s, xb + 2, 2);
-                        summs[j] += mw * half(s);
-                    }
-                }
-            }
-            for (int j = 0; j < nt; j++)
-                y[(t0 + j) * ldy + r] = hsum(acc[j]) + summs[j];
-        }
+        for (int64_t t0 = 0; t0 < full; t0 += LLAMACPP_TOKENS)
+            llamacpp_row_tokens(wr, q4_1, x + t0 * xrow, xrow, xds + 2 * t0 * nb, nb, LLAMACPP_TOKENS,
+                                y + t0 * ldy + r, ldy);
+        if (full < m)
+            llamacpp_row_tokens(wr, q4_1, x + full * xrow, xrow, xds + 2 * full * nb, nb, (int)(m - full),
+                                y + full * ldy + r, ldy);
     }
 }
 
@@ -1301,7 +1302,28 @@ OT_INLINE float llamacpp_dot_f16_row(const float *a, const uint16_t *b, int64_t 
 }
 
 static void llamacpp_dot_f16(const float *a, const uint16_t *b, int64_t rows, int64_t n, int regs, float *out) {
-    for (int64_t r = 0; r < rows; r++)
+    int64_t r = 0;
+    if (regs == 1) /* tinyBLAS's lanes: four rows at a time share the loads of a */
+        for (const int64_t body = n - n % 16; r + 4 <= rows; r += 4) {
+            __m256 lo[4], hi[4];
+            for (int j = 0; j < 4; j++)
+                lo[j] = hi[j] = _mm256_setzero_ps();
+            for (int64_t i = 0; i < body; i += 16) {
+                const __m256 al = _mm256_loadu_ps(a + i), ah = _mm256_loadu_ps(a + i + 8);
+                for (int j = 0; j < 4; j++) {
+                    const uint16_t *bj = b + (r + j) * n + i;
+                    lo[j] = _mm256_fmadd_ps(al, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)bj)), lo[j]);
+                    hi[j] = _mm256_fmadd_ps(ah, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bj + 8))), hi[j]);
+                }
+            }
+            for (int j = 0; j < 4; j++) {
+                double total = hsum(_mm256_add_ps(lo[j], hi[j]));
+                for (int64_t i = body; i < n; i++)
+                    total += (double)(a[i] * half(b[(r + j) * n + i]));
+                out[r + j] = (float)total;
+            }
+        }
+    for (; r < rows; r++)
         out[r] = llamacpp_dot_f16_row(a, b + r * n, n, regs);
 }
 
