@@ -1270,7 +1270,9 @@ static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, i
         for (int64_t t0 = 0; t0 < full; t0 += LLAMACPP_TOKENS)
             llamacpp_row_tokens(wr, q4_1, x + t0 * xrow, xrow, xds + 2 * t0 * nb, nb, LLAMACPP_TOKENS,
                                 y + t0 * ldy + r, ldy);
-        if (full < m)
+        if (m - full == 1) /* a decode step: its own unrolled copy */
+            llamacpp_row_tokens(wr, q4_1, x + full * xrow, xrow, xds + 2 * full * nb, nb, 1, y + full * ldy + r, ldy);
+        else if (full < m)
             llamacpp_row_tokens(wr, q4_1, x + full * xrow, xrow, xds + 2 * full * nb, nb, (int)(m - full),
                                 y + full * ldy + r, ldy);
     }
@@ -1303,26 +1305,33 @@ OT_INLINE float llamacpp_dot_f16_row(const float *a, const uint16_t *b, int64_t 
 
 static void llamacpp_dot_f16(const float *a, const uint16_t *b, int64_t rows, int64_t n, int regs, float *out) {
     int64_t r = 0;
-    if (regs == 1) /* tinyBLAS's lanes: four rows at a time share the loads of a */
-        for (const int64_t body = n - n % 16; r + 4 <= rows; r += 4) {
-            __m256 lo[4], hi[4];
-            for (int j = 0; j < 4; j++)
-                lo[j] = hi[j] = _mm256_setzero_ps();
-            for (int64_t i = 0; i < body; i += 16) {
-                const __m256 al = _mm256_loadu_ps(a + i), ah = _mm256_loadu_ps(a + i + 8);
-                for (int j = 0; j < 4; j++) {
-                    const uint16_t *bj = b + (r + j) * n + i;
-                    lo[j] = _mm256_fmadd_ps(al, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)bj)), lo[j]);
-                    hi[j] = _mm256_fmadd_ps(ah, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bj + 8))), hi[j]);
-                }
-            }
+    const int64_t step = 16 * (int64_t)regs, body = n - n % step;
+    for (; r + 4 <= rows; r += 4) { /* four rows at a time share the loads of a */
+        __m256 lo[4][4], hi[4][4];
+        for (int j = 0; j < 4; j++)
+            for (int g = 0; g < regs; g++)
+                lo[j][g] = hi[j][g] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < body; i += 16) {
+            const int g = (int)((i / 16) % regs);
+            const __m256 al = _mm256_loadu_ps(a + i), ah = _mm256_loadu_ps(a + i + 8);
             for (int j = 0; j < 4; j++) {
-                double total = hsum(_mm256_add_ps(lo[j], hi[j]));
-                for (int64_t i = body; i < n; i++)
-                    total += (double)(a[i] * half(b[(r + j) * n + i]));
-                out[r + j] = (float)total;
+                const uint16_t *bj = b + (r + j) * n + i;
+                lo[j][g] = _mm256_fmadd_ps(al, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)bj)), lo[j][g]);
+                hi[j][g] = _mm256_fmadd_ps(ah, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bj + 8))), hi[j][g]);
             }
         }
+        for (int j = 0; j < 4; j++) {
+            for (int h = regs / 2; h >= 1; h /= 2)
+                for (int g = 0; g < h; g++) {
+                    lo[j][g] = _mm256_add_ps(lo[j][g], lo[j][g + h]);
+                    hi[j][g] = _mm256_add_ps(hi[j][g], hi[j][g + h]);
+                }
+            double total = hsum(_mm256_add_ps(lo[j][0], hi[j][0]));
+            for (int64_t i = body; i < n; i++)
+                total += (double)(a[i] * half(b[(r + j) * n + i]));
+            out[r + j] = (float)total;
+        }
+    }
     for (; r < rows; r++)
         out[r] = llamacpp_dot_f16_row(a, b + r * n, n, regs);
 }
