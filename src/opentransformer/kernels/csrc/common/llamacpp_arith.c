@@ -27,10 +27,13 @@
  *   - RMSNorm: sum of squares in double; RoPE: angles from a running
  *     product theta *= base^(-2/d), rotations with one fused multiply-add.
  *
- * This file is compiled without contraction (CMakeLists.txt): every fused
- * multiply-add is an explicit fmaf, every other product rounds on its own.
- * On x86 the hot loops are also compiled for x86-64-v3, where fmaf is one
- * instruction; elsewhere it is the C library's, exact either way. */
+ * The products run per ISA from the kernel table (llamacpp_rows,
+ * llamacpp_dot_f16, llamacpp_axpy_f16: AVX2 lanes in x86/x86_kernels.h, a
+ * portable twin in generic/llamacpp.c). This file is compiled without
+ * contraction (CMakeLists.txt): every fused multiply-add is an explicit fmaf,
+ * every other product rounds on its own. On x86 its loops are also compiled
+ * for x86-64-v3, where fmaf is one instruction; elsewhere it is the C
+ * library's, exact either way. */
 #include <math.h>
 #include <stdlib.h>
 
