@@ -35,7 +35,6 @@
  * for x86-64-v3, where fmaf is one instruction; elsewhere it is the C
  * library's, exact either way. */
 #include <math.h>
-#include <stdlib.h>
 
 #include "ot_internal.h"
 
@@ -76,24 +75,8 @@ static void quantize_block(const float *x, int8_t *qs, uint16_t *d16, uint16_t *
         *s16 = ot_fp32_to_fp16(d * (float)sum);
 }
 
-/* x [m][k] -> the weight type's activation blocks (Q8_1 for Q4_1, Q8_0 for
- * Q8_0), and each block's d and s as floats in ds; blocks [b0, b1). */
-static void quantize_rows(int type, const float *x, int64_t b0, int64_t b1, void *dst, float *ds) {
-    for (int64_t b = b0; b < b1; b++) {
-        if (type == OT_Q4_1) {
-            block_q8_1 *y = (block_q8_1 *)dst + b;
-            quantize_block(x + b * QK, y->qs, &y->d, &y->s);
-            ds[2 * b + 1] = ot_fp16_to_fp32(y->s);
-            ds[2 * b] = ot_fp16_to_fp32(y->d);
-        } else {
-            block_q8_0 *y = (block_q8_0 *)dst + b;
-            quantize_block(x + b * QK, y->qs, &y->d, NULL);
-            ds[2 * b] = ot_fp16_to_fp32(y->d);
-            ds[2 * b + 1] = 0.0f;
-        }
-    }
-}
-
+/* Blocks [b0, b1) of x [m][k] -> the weight type's activation blocks (Q8_1
+ * for Q4_1, Q8_0 for Q8_0), with each block's d and s as floats in ds. */
 struct quantize_ctx {
     int type;
     const float *x;
@@ -103,7 +86,20 @@ struct quantize_ctx {
 
 static void quantize_range(void *p, int64_t b0, int64_t b1) {
     const struct quantize_ctx *c = p;
-    quantize_rows(c->type, c->x, b0, b1, c->dst, c->ds);
+    for (int64_t b = b0; b < b1; b++) {
+        uint16_t d, s = 0;
+        if (c->type == OT_Q4_1) {
+            block_q8_1 *y = (block_q8_1 *)c->dst + b;
+            quantize_block(c->x + b * QK, y->qs, &y->d, &y->s);
+            d = y->d, s = y->s;
+        } else {
+            block_q8_0 *y = (block_q8_0 *)c->dst + b;
+            quantize_block(c->x + b * QK, y->qs, &y->d, NULL);
+            d = y->d;
+        }
+        c->ds[2 * b] = ot_fp16_to_fp32(d);
+        c->ds[2 * b + 1] = ot_fp16_to_fp32(s);
+    }
 }
 
 struct matmul_ctx {
