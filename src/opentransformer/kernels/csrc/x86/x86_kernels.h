@@ -1446,6 +1446,20 @@ OT_INLINE __m256 vexp(__m256 x) {
     return _mm256_mul_ps(er, _mm256_castsi256_ps(pow2n));
 }
 
+/* out = gate / (1 + e^-gate) * up, eight at a time. e^-gate is clamped to
+ * e^88 (finite): below gate = -88 the product is under 1e-36 either way. */
+static void silu_mul_vec(const float *gate, const float *up, int64_t n, float *out) {
+    const __m256 one = _mm256_set1_ps(1.0f), top = _mm256_set1_ps(88.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = vexp(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), g), top));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++)
+        out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 OT_INLINE float vexp_sum(float *s, int64_t n, float m) {
     const __m256 mv = _mm256_set1_ps(m);
     __m256 acc = _mm256_setzero_ps();
@@ -1521,6 +1535,7 @@ void FN(ot_register)(struct ot_kernels *t) {
     t->quantize[OT_Q8_K] = quantize_q8_K;
     t->attention_f32 = attention_f32;
     t->attention_f16 = attention_f16;
+    t->silu_mul = silu_mul_vec;
     t->llamacpp_rows = llamacpp_rows;
     t->llamacpp_dot_f16 = llamacpp_dot_f16;
     t->llamacpp_axpy_f16 = llamacpp_axpy_f16;
