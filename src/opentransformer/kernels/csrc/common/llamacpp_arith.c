@@ -47,15 +47,6 @@
 #define LC_F16_LANES 16 /* lanes of its 512-bit float16 dot products */
 #define LC_F16_DOT_REGS 4 /* registers ggml_vec_dot_f16 accumulates in (GGML_F16_ARR) */
 
-/* a[0] after adding the upper half of a onto the lower, until one is left
- * (hsum_float_8, _mm512_reduce_add_ps); n a power of two. */
-static inline float pairwise_total(float *a, int n) {
-    for (int h = n / 2; h >= 1; h /= 2)
-        for (int i = 0; i < h; i++)
-            a[i] += a[i + h];
-    return a[0];
-}
-
 /* --- activations and block products ---------------------------------------- */
 
 static void quantize_block(const float *x, int8_t *qs, uint16_t *d16, uint16_t *s16) {
@@ -270,7 +261,7 @@ LC_CLONES static void attend_range(void *p, int64_t i0, int64_t i1) {
             float e[LC_F16_LANES] = {0};
             for (int64_t j = j0; j < nkeys && j < j0 + LC_F16_LANES; j++)
                 e[j - j0] = w[j] = ggml_expf(w[j] - mx);
-            sum += (double)pairwise_total(e, LC_F16_LANES);
+            sum += (double)ot_pairwise_total(e, LC_F16_LANES);
         }
         const float inv = (float)(1.0 / sum);
 
@@ -282,7 +273,7 @@ LC_CLONES static void attend_range(void *p, int64_t i0, int64_t i1) {
             float lanes[LC_F16_DOT_REGS * LC_F16_LANES];
             for (int64_t l = 0; l < step; l++)
                 lanes[l] = acc[l][i];
-            o[i] = pairwise_total(lanes, (int)step);
+            o[i] = ot_pairwise_total(lanes, (int)step);
         }
     }
 }

@@ -89,6 +89,15 @@ static inline uint16_t ot_fp32_to_fp16(float f) {
 
 static inline float ot_bf16_to_fp32(uint16_t h) { return ot_bits_f32((uint32_t)h << 16); }
 
+/* a[0] after adding the upper half of a onto the lower until one lane is
+ * left (ggml's hsum_float_8, _mm512_reduce_add_ps); n a power of two. */
+static inline float ot_pairwise_total(float *a, int n) {
+    for (int h = n / 2; h >= 1; h /= 2)
+        for (int i = 0; i < h; i++)
+            a[i] += a[i + h];
+    return a[0];
+}
+
 /* Round to nearest, ties to even, for |f| < 2^22: adding 1.5 * 2^23 leaves
  * the integer in the low mantissa bits (GGML's nearest_int). */
 static inline int ot_nearest_int(float f) {

@@ -50,13 +50,8 @@ static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, i
                         summs[j] += mw * ds[1];
                 }
             }
-            for (int j = 0; j < nt; j++) {
-                float *a = acc[j];
-                for (int h = LANES / 2; h >= 1; h /= 2)
-                    for (int i = 0; i < h; i++)
-                        a[i] += a[i + h];
-                y[(t0 + j) * ldy + r] = a[0] + summs[j];
-            }
+            for (int j = 0; j < nt; j++)
+                y[(t0 + j) * ldy + r] = ot_pairwise_total(acc[j], LANES) + summs[j];
         }
     }
 }
@@ -69,10 +64,7 @@ static float dot_f16_row(const float *a, const uint16_t *b, int64_t n, int regs)
     const int64_t step = (int64_t)regs * F16_LANES, body = n - n % step;
     for (int64_t i = 0; i < body; i++)
         acc[i % step] = fmaf(a[i], ot_fp16_to_fp32(b[i]), acc[i % step]);
-    for (int64_t h = step / 2; h >= 1; h /= 2)
-        for (int64_t i = 0; i < h; i++)
-            acc[i] += acc[i + h];
-    double total = acc[0];
+    double total = ot_pairwise_total(acc, (int)step);
     for (int64_t i = body; i < n; i++)
         total += (double)(a[i] * ot_fp16_to_fp32(b[i]));
     return (float)total;

@@ -1218,8 +1218,8 @@ static void quantize_q8_K(const float *x, void *dst, int64_t n) {
 
 /* --- llama.cpp's block product (llamacpp_arith.c) ---------------------------
  *
- * ggml's AVX2 vec_dot_q4_1_q8_1 / tinyBLAS Q8_0 lanes, four activation rows
- * per pass over a weight block: lane l of a block's integer dot product sums
+ * ggml's AVX2 vec_dot_q4_1_q8_1 / tinyBLAS Q8_0 lanes, LLAMACPP_TOKENS
+ * activation rows per pass over a weight block: lane l of a block's integer dot product sums
  * elements 4l..4l+3; acc += (d_w * d_x) * lanes by fused multiply-add; hsum
  * adds the lanes pairwise as ggml's hsum_float_8 does. Q8_0 weights are
  * signed: |w| against x with w's sign, as ggml multiplies them. */
@@ -1279,61 +1279,44 @@ static void llamacpp_rows(int type, const uint8_t *w, size_t wrow, int64_t r0, i
 }
 
 /* llama.cpp's float16 products (the lanes of ggml_vec_dot_f16 and tinyBLAS):
- * 16-lane registers as two 8-lane halves, whose pairwise total is hsum(lo + hi). */
-OT_INLINE float llamacpp_dot_f16_row(const float *a, const uint16_t *b, int64_t n, int regs) {
-    __m256 lo[4], hi[4];
-    for (int r = 0; r < 4; r++)
-        lo[r] = hi[r] = _mm256_setzero_ps();
-    const int64_t step = 16 * (int64_t)regs, body = n - n % step;
+ * 16-lane registers as two 8-lane halves, whose pairwise total is
+ * hsum(lo + hi). NR rows of b at a time (a constant where inlined) share
+ * the loads of a. */
+OT_INLINE void llamacpp_dot_f16_rows(const float *a, const uint16_t *b, int64_t n, int regs, const int NR,
+                                     float *out) {
+    __m256 lo[4][4], hi[4][4];
+    for (int j = 0; j < NR; j++)
+        for (int g = 0; g < regs; g++)
+            lo[j][g] = hi[j][g] = _mm256_setzero_ps();
+    const int64_t body = n - n % (16 * (int64_t)regs);
     for (int64_t i = 0; i < body; i += 16) {
-        const int r = (int)((i / 16) % regs);
-        lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))),
-                                lo[r]);
-        hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8),
-                                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i + 8))), hi[r]);
-    }
-    for (int h = regs / 2; h >= 1; h /= 2)
-        for (int r = 0; r < h; r++) {
-            lo[r] = _mm256_add_ps(lo[r], lo[r + h]);
-            hi[r] = _mm256_add_ps(hi[r], hi[r + h]);
+        const int g = (int)((i / 16) % regs);
+        const __m256 al = _mm256_loadu_ps(a + i), ah = _mm256_loadu_ps(a + i + 8);
+        for (int j = 0; j < NR; j++) {
+            const uint16_t *bj = b + j * n + i;
+            lo[j][g] = _mm256_fmadd_ps(al, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)bj)), lo[j][g]);
+            hi[j][g] = _mm256_fmadd_ps(ah, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bj + 8))), hi[j][g]);
         }
-    double total = hsum(_mm256_add_ps(lo[0], hi[0]));
-    for (int64_t i = body; i < n; i++)
-        total += (double)(a[i] * half(b[i]));
-    return (float)total;
+    }
+    for (int j = 0; j < NR; j++) {
+        for (int h = regs / 2; h >= 1; h /= 2)
+            for (int g = 0; g < h; g++) {
+                lo[j][g] = _mm256_add_ps(lo[j][g], lo[j][g + h]);
+                hi[j][g] = _mm256_add_ps(hi[j][g], hi[j][g + h]);
+            }
+        double total = hsum(_mm256_add_ps(lo[j][0], hi[j][0]));
+        for (int64_t i = body; i < n; i++)
+            total += (double)(a[i] * half(b[j * n + i]));
+        out[j] = (float)total;
+    }
 }
 
 static void llamacpp_dot_f16(const float *a, const uint16_t *b, int64_t rows, int64_t n, int regs, float *out) {
     int64_t r = 0;
-    const int64_t step = 16 * (int64_t)regs, body = n - n % step;
-    for (; r + 4 <= rows; r += 4) { /* four rows at a time share the loads of a */
-        __m256 lo[4][4], hi[4][4];
-        for (int j = 0; j < 4; j++)
-            for (int g = 0; g < regs; g++)
-                lo[j][g] = hi[j][g] = _mm256_setzero_ps();
-        for (int64_t i = 0; i < body; i += 16) {
-            const int g = (int)((i / 16) % regs);
-            const __m256 al = _mm256_loadu_ps(a + i), ah = _mm256_loadu_ps(a + i + 8);
-            for (int j = 0; j < 4; j++) {
-                const uint16_t *bj = b + (r + j) * n + i;
-                lo[j][g] = _mm256_fmadd_ps(al, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)bj)), lo[j][g]);
-                hi[j][g] = _mm256_fmadd_ps(ah, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bj + 8))), hi[j][g]);
-            }
-        }
-        for (int j = 0; j < 4; j++) {
-            for (int h = regs / 2; h >= 1; h /= 2)
-                for (int g = 0; g < h; g++) {
-                    lo[j][g] = _mm256_add_ps(lo[j][g], lo[j][g + h]);
-                    hi[j][g] = _mm256_add_ps(hi[j][g], hi[j][g + h]);
-                }
-            double total = hsum(_mm256_add_ps(lo[j][0], hi[j][0]));
-            for (int64_t i = body; i < n; i++)
-                total += (double)(a[i] * half(b[(r + j) * n + i]));
-            out[r + j] = (float)total;
-        }
-    }
+    for (; r + 4 <= rows; r += 4)
+        llamacpp_dot_f16_rows(a, b + r * n, n, regs, 4, out + r);
     for (; r < rows; r++)
-        out[r] = llamacpp_dot_f16_row(a, b + r * n, n, regs);
+        llamacpp_dot_f16_rows(a, b + r * n, n, regs, 1, out + r);
 }
 
 static void llamacpp_axpy_f16(float *acc, const uint16_t *v, float p, int64_t n) {
