@@ -328,7 +328,9 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--llamacpp-python", help="a Python with llama-cpp-python, to measure llama.cpp")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch eager")
-    ap.add_argument("--arithmetic", choices=("own", "llama.cpp"), default="own",
+    from opentransformer.llm.config import ARITHMETICS
+
+    ap.add_argument("--arithmetic", choices=ARITHMETICS, default="own",
                     help="our engine's arithmetic: its kernels, or llama.cpp's float operations in its order")
     ap.add_argument("--out", type=Path, default=None, help="result JSON (default: benchmarks/results/llm_<date>.json)")
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)

@@ -25,7 +25,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_arithmetic_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arithmetic", choices=("own", "llama.cpp"), default="own",
+    from .llm.config import ARITHMETICS
+
+    p.add_argument("--arithmetic", choices=ARITHMETICS, default="own",
                    help="'own': our kernels; 'llama.cpp': its float operations in its order, so the logits are "
                         "its CPU backend's bit for bit (slower; Q4_1, Q8_0 and F16 models) (default: %(default)s)")
 

@@ -117,9 +117,6 @@ def _matmul_args(ggml_type: int, w: np.ndarray, n: int, k: int, x: np.ndarray, o
     return out
 
 
-ARITHMETICS = ("own", "llama.cpp")
-
-
 def llamacpp_supports(ggml_type: int) -> bool:
     """Whether the llama.cpp arithmetic reproduces products of this weight type."""
     return bool(lib.ot_llamacpp_supports(int(ggml_type)))

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+# How a model's ops are computed: our kernels, or llama.cpp's float
+# operations in its order (kernels/csrc/common/llamacpp_arith.c).
+ARITHMETICS = ("own", "llama.cpp")
+
+
 @dataclass(frozen=True)
 class RopeConfig:
     """Rotary embedding: which dims rotate, how fast, and how the frequencies are scaled."""

@@ -26,7 +26,7 @@ from ..kernels._ops import OtKvSlot, OtLinear, OtLlamaBuffers, OtLlamaDims, OtLl
 from ..errors import UnsupportedModelError
 from ..runtime.loader import SUPPORTED_TYPES, LlamaLayer, LlamaWeights
 from ..runtime.weights import Linear
-from .config import LlamaConfig
+from .config import ARITHMETICS, LlamaConfig
 from .kv_cache import KVCache
 
 GGML_F32, GGML_F16 = 0, 1
@@ -63,8 +63,7 @@ class RunState:
         self.gate = np.zeros((max_batch, cfg.hidden_dim), f32)
         self.up = np.zeros((max_batch, cfg.hidden_dim), f32)
         self.pos = np.zeros(max_batch, np.int32)
-        linears = [w for layer in weights.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.w_gate,
-                                                           layer.w_up, layer.w_down)] + [weights.output]
+        linears = weights.linears
         self.scratch = ops.MatmulScratch(max(lib.ot_matmul_scratch_bytes(w.ggml_type, max_batch, w.n_in)
                                              for w in linears))
         # Prompt chunks expand each weight to float32 panels here (pages are
@@ -80,9 +79,7 @@ class RunState:
 
 
 def _check_llamacpp_types(weights: LlamaWeights) -> None:
-    linears = [w for layer in weights.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.w_gate,
-                                                       layer.w_up, layer.w_down)] + [weights.output]
-    other = sorted({SUPPORTED_TYPES[w.ggml_type] for w in linears if not ops.llamacpp_supports(w.ggml_type)})
+    other = sorted({SUPPORTED_TYPES[w.ggml_type] for w in weights.linears if not ops.llamacpp_supports(w.ggml_type)})
     if other:
         raise UnsupportedModelError(f"the llama.cpp arithmetic reproduces Q4_1, Q8_0 and F16 weights; this model also "
                                     f"has {', '.join(other)}")
@@ -93,8 +90,8 @@ class Llama:
     llama.cpp's CPU backend bit for bit; slower, Q4_1, Q8_0 and F16 weights; kernels/csrc/common/llamacpp_arith.c)."""
 
     def __init__(self, cfg: LlamaConfig, weights: LlamaWeights, max_batch: int = 512, arithmetic: str = "own"):
-        if arithmetic not in ops.ARITHMETICS:
-            raise ValueError(f"arithmetic must be one of {', '.join(ops.ARITHMETICS)}, not {arithmetic!r}")
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, not {arithmetic!r}")
         if arithmetic == "llama.cpp":
             _check_llamacpp_types(weights)
         self.cfg = cfg

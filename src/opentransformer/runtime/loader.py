@@ -46,6 +46,12 @@ class LlamaWeights:
     output: Linear
 
     @property
+    def linears(self) -> list[Linear]:
+        """The projections a token runs through: every layer's seven, then the output head."""
+        return [w for layer in self.layers for w in (layer.wq, layer.wk, layer.wv, layer.wo, layer.w_gate,
+                                                     layer.w_up, layer.w_down)] + [self.output]
+
+    @property
     def nbytes(self) -> int:
         total = self.token_embedding.nbytes + self.output_norm.nbytes
         if self.output is not self.token_embedding:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..llm.config import ARITHMETICS
+
 API_KEY_ENV = "OPENTRANSFORMER_API_KEY"
 
 
@@ -34,8 +36,8 @@ class ServeSettings:
             raise ValueError(f"spare_caches must be >= 0, got {self.spare_caches}")
         if self.ctx is not None and self.ctx < 16:
             raise ValueError(f"ctx must be >= 16 tokens, got {self.ctx}")
-        if self.arithmetic not in ("own", "llama.cpp"):
-            raise ValueError(f"arithmetic must be 'own' or 'llama.cpp', got {self.arithmetic!r}")
+        if self.arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}, got {self.arithmetic!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
 
