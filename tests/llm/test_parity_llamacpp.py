@@ -76,6 +76,7 @@ class Parity:
     tail_mass: np.ndarray    # [n]: llama.cpp's probability outside its top-100
     kl_exact: np.ndarray     # [m]: full-vocabulary KL at the sampled positions
     kl_bucket_at_exact: np.ndarray  # [m]: the bucketed KL at those same positions
+    logprob_diff: np.ndarray  # [n]: largest |difference| of llama.cpp's top-100 log-probabilities
 
     @classmethod
     def concat(cls, parts: list["Parity"]) -> "Parity":
@@ -92,6 +93,7 @@ class Parity:
             "exact_positions": int(self.kl_exact.size),
             "mean_kl_exact": float(self.kl_exact.mean()),
             "mean_kl_bucket_at_exact": float(self.kl_bucket_at_exact.mean()),
+            "max_logprob_diff": float(self.logprob_diff.max()),
         }
 
 
@@ -118,13 +120,15 @@ def bucket_kl(p_lp_top: np.ndarray, q_lp_top: np.ndarray) -> tuple[np.ndarray, n
 def compare(ref: dict[str, np.ndarray], logits: np.ndarray) -> Parity:
     """Our logits [n, vocab] against llama.cpp's stored distributions for one text."""
     ours = log_softmax(logits)
-    kl, p_tail = bucket_kl(ref["top_logprobs"], np.take_along_axis(ours, ref["top_ids"].astype(np.int64), -1))
+    at_top = np.take_along_axis(ours, ref["top_ids"].astype(np.int64), -1)
+    kl, p_tail = bucket_kl(ref["top_logprobs"], at_top)
     at = ref["full_positions"].astype(np.int64)
     # float16 storage: renormalise so the reference is an exact distribution again
     p_lp = log_softmax(ref["full_logprobs"])
     kl_exact = (np.exp(p_lp) * (p_lp - ours[at])).sum(-1)
     return Parity(top1=ours.argmax(-1) == ref["top_ids"][:, 0], kl_bucket=kl, tail_mass=p_tail,
-                  kl_exact=kl_exact, kl_bucket_at_exact=kl[at])
+                  kl_exact=kl_exact, kl_bucket_at_exact=kl[at],
+                  logprob_diff=np.abs(at_top - ref["top_logprobs"]).max(-1))
 
 
 def llamacpp_spread(arrays: dict[str, dict[str, np.ndarray]]) -> dict[str, float]:
@@ -184,16 +188,11 @@ def fixtures():
 
 
 @pytest.fixture(scope="module")
-def parity_llamacpp(llm_llamacpp, fixtures) -> dict[str, tuple[Parity, float]]:
-    """Per text: the parity summary and the largest difference of llama.cpp's top-100 log-probabilities."""
-    out = {}
-    for name, ref in fixtures[1].items():
-        logits = llm_llamacpp.forward(ref["ids"])
-        ours = np.take_along_axis(log_softmax(logits), ref["top_ids"].astype(np.int64), -1)
-        out[name] = compare(ref, logits), float(np.abs(ours - ref["top_logprobs"]).max())
+def parity_llamacpp(llm_llamacpp, fixtures) -> dict[str, Parity]:
+    per_text = run_parity(llm_llamacpp, fixtures[1])
     print("\nteacher-forced parity with llama.cpp, llama.cpp arithmetic\n"
-          + format_report({k: v[0] for k, v in out.items()}, llamacpp_spread(fixtures[1])))
-    return out
+          + format_report(per_text, llamacpp_spread(fixtures[1])))
+    return per_text
 
 
 @pytest.fixture(scope="module")
@@ -231,13 +230,13 @@ def test_mean_kl(parity):
 
 
 def test_llamacpp_arithmetic_top1_and_kl(parity_llamacpp):
-    s = Parity.concat([p for p, _ in parity_llamacpp.values()]).summary()
+    s = Parity.concat(list(parity_llamacpp.values())).summary()
     assert s["top1_agreement"] >= MIN_TOP1, s
     assert s["mean_kl_bucket"] < MAX_MEAN_KL and s["mean_kl_exact"] < MAX_MEAN_KL, s
 
 
 def test_llamacpp_arithmetic_gives_llamacpp_logprobs(parity_llamacpp):
-    worst = {name: diff for name, (_, diff) in parity_llamacpp.items()}
+    worst = {name: p.summary()["max_logprob_diff"] for name, p in parity_llamacpp.items()}
     assert max(worst.values()) < MAX_LOGPROB_DIFF, worst
 
 
