@@ -134,25 +134,44 @@ static inline float f16_round(float x) { return ot_fp16_to_fp32(ot_fp32_to_fp16(
 
 int ot_llamacpp_supports(int type) { return type == OT_Q4_1 || type == OT_Q8_0 || type == OT_F16; }
 
-int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y,
-                       void *scratch) {
+/* x as the weight type's products read it, into scratch: float16 values for
+ * F16, else 8-bit blocks with their scales as floats (where ot_matmul's
+ * scratch keeps a struct ot_xblock per block; 8 of its 12 bytes). */
+static float *activation_scales(int type, int64_t m, int64_t k, void *scratch) {
+    return (float *)((uint8_t *)scratch + ot_matmul_xblocks_at(type, m, k));
+}
+
+static void prepare(int type, const float *x, int64_t m, int64_t k, void *scratch) {
     if (type == OT_F16) {
         float *x16 = scratch;
         for (int64_t i = 0; i < m * k; i++)
             x16[i] = f16_round(x[i]);
-        const int tiny = m >= 2 && k % LC_F16_LANES == 0 && n % 4 == 0;
-        struct matmul_f16_ctx c = {w, x16, n, k, m, tiny ? 1 : LC_F16_DOT_REGS, y};
-        ot_parallel_for((n + LC_F16_ROW_BLOCK - 1) / LC_F16_ROW_BLOCK, n * k * m, matmul_f16_range, &c);
-        return 0;
+        return;
     }
-    if (!ot_llamacpp_supports(type) || k % QK != 0)
-        return -1;
-    const size_t xblock = type == OT_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
-    float *xds = (float *)((uint8_t *)scratch + ot_matmul_xblocks_at(type, m, k)); /* 8 of its 12 bytes a block */
-    struct quantize_ctx q = {type, x, scratch, xds};
+    struct quantize_ctx q = {type, x, scratch, activation_scales(type, m, k, scratch)};
     ot_parallel_for(m * (k / QK), m * k, quantize_range, &q);
-    struct matmul_ctx c = {type, w, scratch, ot_row_bytes(type, k), (size_t)(k / QK) * xblock, xds, n, k, m, y};
+}
+
+/* y[m][n] from prepared activations. */
+static void products(int type, const void *w, int64_t n, int64_t k, int64_t m, void *scratch, float *y) {
+    if (type == OT_F16) {
+        const int tiny = m >= 2 && k % LC_F16_LANES == 0 && n % 4 == 0;
+        struct matmul_f16_ctx c = {w, scratch, n, k, m, tiny ? 1 : LC_F16_DOT_REGS, y};
+        ot_parallel_for((n + LC_F16_ROW_BLOCK - 1) / LC_F16_ROW_BLOCK, n * k * m, matmul_f16_range, &c);
+        return;
+    }
+    const size_t xblock = type == OT_Q4_1 ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    struct matmul_ctx c = {type, w, scratch, ot_row_bytes(type, k), (size_t)(k / QK) * xblock,
+                           activation_scales(type, m, k, scratch), n, k, m, y};
     ot_parallel_for(n, n * k * m, matmul_range, &c);
+}
+
+int ot_llamacpp_matmul(int type, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *y,
+                       void *scratch) {
+    if (!ot_llamacpp_supports(type) || (type != OT_F16 && k % QK != 0))
+        return -1;
+    prepare(type, x, m, k, scratch);
+    products(type, w, n, k, m, scratch, y);
     return 0;
 }
 
@@ -295,7 +314,10 @@ static void project(const struct ot_linear *const *lins, float *const *ys, int c
                     const struct ot_llama_buffers *b) {
     for (int i = 0; i < count; i++) {
         const struct ot_linear *lin = lins[i];
-        ot_llamacpp_matmul(lin->type, lin->w, lin->n, lin->k, x, m, ys[i], b->scratch);
+        /* projections of one input and weight type share its preparation */
+        if (i == 0 || lin->type != lins[i - 1]->type || lin->k != lins[i - 1]->k)
+            prepare(lin->type, x, m, lin->k, b->scratch);
+        products(lin->type, lin->w, lin->n, lin->k, m, b->scratch, ys[i]);
         if (lin->bias)
             for (int64_t t = 0; t < m; t++)
                 for (int64_t j = 0; j < lin->n; j++)
